@@ -1,0 +1,29 @@
+import { decodeImage } from '../image/decode.js';
+import type { Job } from '../protocol/job.js';
+import type { StageProcessor } from '../stage/processor.js';
+
+/** Passes jobs through unchanged: the plumbing alone, for benchmarks and transport tests. */
+export class NoopProcessor implements StageProcessor {
+  constructor(
+    readonly name: string,
+    /** Decode the image anyway, so that bad images still get BAD_IMAGE in the noop profile. */
+    private readonly decode: boolean,
+    private readonly maxPixels: number,
+  ) {}
+
+  describe(): Record<string, unknown> {
+    return { model: 'none', decode: this.decode };
+  }
+
+  async process(job: Job): Promise<Job> {
+    if (this.decode && job.image) {
+      const img = await decodeImage(job.image, { maxPixels: this.maxPixels });
+      job.meta.width = img.width;
+      job.meta.height = img.height;
+    }
+    job.meta.detections ??= [];
+    return job;
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,31 @@
+import type { Config } from '../config/schema.js';
+import type { StageProcessor } from '../stage/processor.js';
+import { NoopProcessor } from './noop.js';
+
+/**
+ * Maps a profile's `model.kind` to the processor that runs it. One new model family = one new
+ * processor file plus one line here and one schema entry in src/config/schema.ts.
+ */
+export async function createDetectProcessor(config: Config): Promise<StageProcessor> {
+  const model = config.detect.model;
+  switch (model.kind) {
+    case 'noop':
+      return new NoopProcessor('noop-detect', model.decode, config.limits.max_pixels);
+    case 'ocr-det': {
+      const { OcrDetectProcessor } = await import('./ocr-processors.js');
+      return OcrDetectProcessor.load(model, config);
+    }
+  }
+}
+
+export async function createClassifyProcessor(config: Config): Promise<StageProcessor> {
+  const model = config.classify.model;
+  switch (model.kind) {
+    case 'noop':
+      return new NoopProcessor('noop-classify', false, config.limits.max_pixels);
+    case 'ocr-rec': {
+      const { OcrClassifyProcessor } = await import('./ocr-processors.js');
+      return OcrClassifyProcessor.load(model, config);
+    }
+  }
+}
