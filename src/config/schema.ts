@@ -82,7 +82,15 @@ const ocrRec = z
   .strict();
 
 /** No model: passes jobs through. Measures the plumbing alone (bench, tests). */
-const noop = z.object({ kind: z.literal('noop'), decode: z.boolean().default(false) }).strict();
+const noop = z
+  .object({
+    kind: z.literal('noop'),
+    /** Decode the image anyway (bad images then fail as they would with a model). */
+    decode: z.boolean().default(false),
+    /** Hold each job this long, ms: a synthetic stage of known speed for tests and scaling benchmarks. */
+    delay_ms: z.number().min(0).default(0),
+  })
+  .strict();
 
 const stage = <T extends z.ZodTypeAny>(model: T) =>
   z

@@ -9,10 +9,12 @@ export class NoopProcessor implements StageProcessor {
     /** Decode the image anyway, so that bad images still get BAD_IMAGE in the noop profile. */
     private readonly decode: boolean,
     private readonly maxPixels: number,
+    /** Fixed time per job, ms (a synthetic stage of known speed). */
+    private readonly delayMs = 0,
   ) {}
 
   describe(): Record<string, unknown> {
-    return { model: 'none', decode: this.decode };
+    return { model: 'none', decode: this.decode, delay_ms: this.delayMs };
   }
 
   async process(job: Job): Promise<Job> {
@@ -21,6 +23,7 @@ export class NoopProcessor implements StageProcessor {
       job.meta.width = img.width;
       job.meta.height = img.height;
     }
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     job.meta.detections ??= [];
     return job;
   }

@@ -10,7 +10,7 @@ export async function createDetectProcessor(config: Config): Promise<StageProces
   const model = config.detect.model;
   switch (model.kind) {
     case 'noop':
-      return new NoopProcessor('noop-detect', model.decode, config.limits.max_pixels);
+      return new NoopProcessor('noop-detect', model.decode, config.limits.max_pixels, model.delay_ms);
     case 'ocr-det': {
       const { OcrDetectProcessor } = await import('./ocr-processors.js');
       return OcrDetectProcessor.load(model, config);
@@ -22,7 +22,7 @@ export async function createClassifyProcessor(config: Config): Promise<StageProc
   const model = config.classify.model;
   switch (model.kind) {
     case 'noop':
-      return new NoopProcessor('noop-classify', false, config.limits.max_pixels);
+      return new NoopProcessor('noop-classify', model.decode, config.limits.max_pixels, model.delay_ms);
     case 'ocr-rec': {
       const { OcrClassifyProcessor } = await import('./ocr-processors.js');
       return OcrClassifyProcessor.load(model, config);

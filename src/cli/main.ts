@@ -1,0 +1,153 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { packageRoot } from '../config/load.js';
+import { Client } from '../client/client.js';
+import type { Reply } from '../protocol/types.js';
+import type { StageName } from '../stage/setup.js';
+import { expandImages } from './files.js';
+import { formatReply } from './format.js';
+import { launchPipeline, stageFile, STAGES, type Pipeline } from './launcher.js';
+import { addConfigOptions, toArgv, type ConfigFlags } from './options.js';
+
+const program = new Command('framepipe').description('Vision models behind ZeroMQ: ingest → detect → classify → sink');
+
+addConfigOptions(
+  program
+    .command('start')
+    .description('start the whole pipeline (no STAGE), or one replica of STAGE, in the foreground; Ctrl-C stops')
+    .argument('[stage]', `one of ${STAGES.join(', ')}`),
+).action(async (stage: string | undefined, flags: ConfigFlags) => {
+  if (stage === undefined) return startPipeline(flags);
+  if (!STAGES.includes(stage as StageName)) fail(`unknown stage '${stage}': expected one of ${STAGES.join(', ')}`);
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), stageFile(stage as StageName), ...toArgv(flags)], {
+    stdio: 'inherit',
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
+  child.on('exit', (code) => process.exit(code ?? 1));
+});
+
+program
+  .command('infer')
+  .description('send images (files or folders) through a running pipeline and print what is in them')
+  .argument('<images...>', 'image files or folders')
+  .addOption(new Option('-e, --endpoint <endpoint>', 'ingest endpoint').env('FRAMEPIPE_ENDPOINT').default('tcp://127.0.0.1:5555'))
+  .option('--json', 'print the raw replies, one JSON object per line')
+  .option('-t, --timeout <ms>', 'per-image timeout', (v) => parsePositive(v, '--timeout'), 30_000)
+  .option('-w, --inflight <n>', 'requests in flight at once', (v) => parsePositive(v, '--inflight'), 8)
+  .action(async (images: string[], opts: { endpoint: string; json?: boolean; timeout: number; inflight: number }) => {
+    const files = expandOrFail(images);
+    const failed = await inferFiles(opts.endpoint, files, opts);
+    process.exitCode = failed > 0 ? 1 : 0;
+  });
+
+addConfigOptions(
+  program.command('demo').description('start the pipeline, read the bundled sample images, print the results, stop'),
+).action(async (flags: ConfigFlags) => {
+  const samples = path.join(packageRoot, 'samples');
+  const files = expandImages([samples]);
+  console.error(`framepipe demo: starting the pipeline (profile ${flags.profile ?? 'ocr'})…`);
+  const pipeline = await launchOrFail(flags, 'pipe');
+  let failed = 0;
+  try {
+    console.error(`framepipe demo: pipeline ready at ${pipeline.endpoint}; sending ${files.length} sample images\n`);
+    failed = await inferFiles(pipeline.endpoint, files, { timeout: 60_000, inflight: 4 }, readExpected(samples));
+  } finally {
+    await pipeline.stop();
+  }
+  console.error(`\nframepipe demo: done, pipeline stopped.`);
+  process.exitCode = failed > 0 ? 1 : 0;
+});
+
+async function startPipeline(flags: ConfigFlags): Promise<void> {
+  console.error(`framepipe: starting ingest, detect, classify, sink (profile ${flags.profile ?? 'ocr'})…`);
+  const pipeline = await launchOrFail(flags, 'inherit');
+  const pids = pipeline.procs.map((p) => `${p.stage} ${p.child.pid}`).join(', ');
+  console.error(`framepipe: pipeline ready (${pids}).\nframepipe: clients connect to ${pipeline.endpoint} — try: npx framepipe infer samples/\nframepipe: Ctrl-C stops all stages.`);
+  let stopping = false;
+  const stop = async (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`framepipe: ${why}; stopping all stages…`);
+    await pipeline.stop();
+    console.error('framepipe: stopped.');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop('SIGINT', 0));
+  process.on('SIGTERM', () => void stop('SIGTERM', 0));
+  const crash = await pipeline.firstExit;
+  await stop(`${crash.stage} exited (${crash.signal ?? `code ${crash.code}`})`, 1);
+}
+
+async function launchOrFail(flags: ConfigFlags, stdio: 'inherit' | 'pipe'): Promise<Pipeline> {
+  try {
+    return await launchPipeline({ flags, stdio });
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}
+
+async function inferFiles(
+  endpoint: string,
+  files: string[],
+  opts: { json?: boolean; timeout: number; inflight: number },
+  expected?: Record<string, string[]>,
+): Promise<number> {
+  const client = new Client(endpoint, { timeoutMs: opts.timeout, window: opts.inflight });
+  let failed = 0;
+  const t0 = performance.now();
+  try {
+    // Sent pipelined, printed in the order given.
+    const replies = files.map((file) =>
+      client.infer(readFileSync(file)).catch((err: Error): Reply => ({ id: null, ok: false, error: { code: 'TIMEOUT', message: err.message } })),
+    );
+    for (let i = 0; i < files.length; i++) {
+      const reply = await replies[i]!;
+      if (!reply.ok) failed++;
+      const name = path.relative(process.cwd(), files[i]!) || files[i]!;
+      if (opts.json) {
+        console.log(JSON.stringify({ file: name, ...reply }, (_k, v: unknown) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v)));
+      } else {
+        console.log(formatReply(name, reply));
+        const want = expected?.[path.basename(files[i]!)];
+        if (want) console.log(`  expected: ${want.map((l) => `"${l}"`).join(' ')}`);
+      }
+    }
+  } finally {
+    await client.close();
+  }
+  if (!opts.json) {
+    const secs = (performance.now() - t0) / 1000;
+    console.error(`${files.length} image(s), ${failed} error(s), ${(files.length / secs).toFixed(1)} images/s`);
+  }
+  return failed;
+}
+
+function readExpected(dir: string): Record<string, string[]> | undefined {
+  const file = path.join(dir, 'expected.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string[]>) : undefined;
+}
+
+function expandOrFail(inputs: string[]): string[] {
+  try {
+    const files = expandImages(inputs);
+    if (files.length === 0) fail(`no images in ${inputs.join(', ')}`);
+    return files;
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}
+
+function parsePositive(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) fail(`${flag} must be a positive whole number, got '${value}'`);
+  return n;
+}
+
+function fail(message: string): never {
+  console.error(`framepipe: ${message}`);
+  process.exit(1);
+}
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,120 @@
+import * as zmq from 'zeromq';
+import { decodeReply, encodeHeader } from '../protocol/request.js';
+import type { Reply, RequestOptions } from '../protocol/types.js';
+import { SocketWriter } from '../transport/writer.js';
+
+export interface ClientOptions {
+  /** Per-request time limit, ms, on the client side (the pipeline's deadline is sent along). */
+  timeoutMs?: number;
+  /** Requests in flight at most; infer() waits for a free slot beyond that. */
+  window?: number;
+}
+
+export interface InferOptions extends RequestOptions {
+  stream?: string;
+  frame?: number;
+  /** Overrides the client's timeoutMs for this request. */
+  timeoutMs?: number;
+}
+
+/** The client gave up waiting; the request may still complete in the pipeline. */
+export class ClientTimeoutError extends Error {
+  readonly code = 'TIMEOUT';
+  constructor(
+    readonly endpoint: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`no reply from ${endpoint} within ${timeoutMs} ms`);
+    this.name = 'ClientTimeoutError';
+  }
+}
+
+/**
+ * A pipelined DEALER client: many requests in flight on one connection, each matched to its
+ * reply by id. A DEALER never gets stuck the way a REQ does after a lost reply, so a timeout
+ * costs one request, not the connection.
+ */
+export class Client {
+  private readonly socket: zmq.Dealer;
+  private readonly writer: SocketWriter;
+  private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly slots: (() => void)[] = [];
+  private seq = 0;
+  private closed = false;
+  private readonly loop: Promise<void>;
+  readonly timeoutMs: number;
+  readonly window: number;
+
+  constructor(
+    readonly endpoint: string,
+    options: ClientOptions = {},
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.window = options.window ?? 64;
+    this.socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10_000, receiveHighWaterMark: 10_000 });
+    this.socket.connect(endpoint);
+    this.writer = new SocketWriter(this.socket, Number.MAX_SAFE_INTEGER);
+    this.loop = this.receive();
+  }
+
+  get inflight(): number {
+    return this.waiting.size;
+  }
+
+  /** Sends one image (encoded bytes) and resolves with its reply, ok or not. Rejects only on a client-side timeout or close. */
+  async infer(image: Buffer, options: InferOptions = {}): Promise<Reply> {
+    if (this.closed) throw new Error('client is closed');
+    while (this.waiting.size >= this.window) await new Promise<void>((r) => this.slots.push(r));
+    const id = ++this.seq;
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const { timeoutMs: _t, ...fields } = options;
+    const header = encodeHeader({ ...fields, id, timeout_ms: timeoutMs });
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.settle(id);
+        reject(new ClientTimeoutError(this.endpoint, timeoutMs));
+      }, timeoutMs + 250);
+      this.waiting.set(id, { resolve, reject, timer });
+      this.writer.send([Buffer.alloc(0), header, image]).catch((err: Error) => {
+        this.settle(id);
+        reject(err);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [id, w] of this.waiting) {
+      this.settle(id);
+      w.reject(new Error('client closed'));
+    }
+    this.writer.close();
+    this.socket.close();
+    await this.loop.catch(() => {});
+  }
+
+  private settle(id: number) {
+    const w = this.waiting.get(id);
+    if (!w) return undefined;
+    clearTimeout(w.timer);
+    this.waiting.delete(id);
+    this.slots.shift()?.();
+    return w;
+  }
+
+  private async receive(): Promise<void> {
+    for await (const frames of this.socket) {
+      const body = frames[frames.length - 1];
+      if (!body) continue;
+      let reply: Reply;
+      try {
+        reply = decodeReply(body);
+      } catch {
+        continue;
+      }
+      if (typeof reply.id !== 'number') continue;
+      this.settle(reply.id)?.resolve(reply);
+    }
+  }
+}

@@ -1,0 +1,63 @@
+import type { Config } from '../config/schema.js';
+import type { Job } from '../protocol/job.js';
+import { parseRequest } from '../protocol/request.js';
+import type { StageProcessor } from './processor.js';
+
+/** A client message as ingest's ROUTER delivers it, envelope split off. */
+export interface ClientRequest {
+  body: Buffer[];
+  /** Filled as soon as the header's id is readable, so even a failure echoes it. */
+  idOut: { id: string | number | null };
+}
+
+/**
+ * Ingest's processor: a client message becomes a job. It validates and stamps; the image bytes
+ * pass through as they came (no decode, no copy) to the stage that needs pixels.
+ */
+export class IngestProcessor implements StageProcessor<ClientRequest, Job> {
+  readonly name = 'ingest';
+  private seq = 0;
+
+  constructor(
+    private readonly config: Config,
+    /** This ingest's reply endpoint, as sinks reach it. */
+    private readonly origin: string,
+  ) {}
+
+  describe(): Record<string, unknown> {
+    return { max_inflight: this.config.limits.max_inflight, max_message_bytes: this.config.limits.max_message_bytes };
+  }
+
+  async process(request: ClientRequest): Promise<Job> {
+    return this.toJob(request);
+  }
+
+  /** The synchronous core of process(): ingest calls it on its hot path without a promise. */
+  toJob(request: ClientRequest): Job {
+    const limits = this.config.limits;
+    const { header, image } = parseRequest(request.body, { maxMessageBytes: limits.max_message_bytes }, request.idOut);
+    const now = Date.now();
+    const timeout = Math.min(header.timeout_ms ?? limits.default_timeout_ms, limits.max_timeout_ms);
+    const job: Job = {
+      meta: {
+        job: ++this.seq,
+        origin: this.origin,
+        id: header.id,
+        deadline: now + timeout,
+        accepted: now,
+        options: {},
+        timings: {},
+        parts: [],
+      },
+      image,
+    };
+    if (header.stream !== undefined) job.meta.stream = header.stream;
+    if (header.frame !== undefined) job.meta.frame = header.frame;
+    if (header.annotate !== undefined) job.meta.options.annotate = header.annotate;
+    if (header.min_score !== undefined) job.meta.options.min_score = header.min_score;
+    if (header.max_detections !== undefined) job.meta.options.max_detections = header.max_detections;
+    return job;
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,141 @@
+import type * as zmq from 'zeromq';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { ErrorCode, toWireError, type WireError } from '../protocol/errors.js';
+import { decodeResult, encodeJob } from '../protocol/job.js';
+import { encodeReply, errorReply } from '../protocol/request.js';
+import { until } from '../transport/receive.js';
+import { SocketWriter } from '../transport/writer.js';
+import { IngestProcessor } from './ingest-processor.js';
+import { PendingRequests, type PendingRequest } from './pending.js';
+
+export interface IngestSockets {
+  /** ROUTER bound for clients (REQ and DEALER). */
+  clients: zmq.Router;
+  /** PULL bound for finished replies from sinks. */
+  replies: zmq.Pull;
+  /** PUSH to the first work stage. */
+  next: zmq.Push;
+}
+
+export interface IngestStats {
+  accepted: number;
+  answered: number;
+  rejected: number;
+  timedOut: number;
+  late: number;
+}
+
+/**
+ * Ingest's two loops. Client messages become jobs (or an error reply at once); results from
+ * sinks go back on the connection the request came in on. Every accepted request has a timer
+ * at its deadline, so each gets exactly one reply: the result or TIMEOUT, whichever is first.
+ */
+export class IngestServer {
+  readonly stats: IngestStats = { accepted: 0, answered: 0, rejected: 0, timedOut: 0, late: 0 };
+  private readonly pending = new PendingRequests();
+  private readonly toClients: SocketWriter;
+  private readonly toNext: SocketWriter;
+  private readonly processor: IngestProcessor;
+
+  constructor(
+    private readonly config: Config,
+    private readonly sockets: IngestSockets,
+    /** This ingest's reply endpoint as sinks reach it. */
+    readonly origin: string,
+    private readonly log: Logger,
+  ) {
+    this.processor = new IngestProcessor(config, origin);
+    // Replies to clients never wait (ROUTER drops for a gone peer), so a generous queue is fine.
+    this.toClients = new SocketWriter(sockets.clients, 100_000);
+    this.toNext = new SocketWriter(sockets.next, config.transport.hwm);
+  }
+
+  describe(): Record<string, unknown> {
+    return this.processor.describe();
+  }
+
+  async serve(stopping: Promise<void>): Promise<void> {
+    await Promise.all([this.clientLoop(stopping), this.replyLoop(stopping)]);
+  }
+
+  private async clientLoop(stopping: Promise<void>): Promise<void> {
+    for await (const frames of until(this.sockets.clients, stopping)) this.onClientMessage(frames);
+  }
+
+  private async replyLoop(stopping: Promise<void>): Promise<void> {
+    for await (const frames of until(this.sockets.replies, stopping)) this.onResult(frames);
+  }
+
+  private onClientMessage(frames: Buffer[]): void {
+    // ROUTER prepends the peer's routing id. REQ adds an empty delimiter; a DEALER may or may not.
+    const delimited = frames.length > 1 && frames[1]!.length === 0;
+    const envelope = frames.slice(0, delimited ? 2 : 1);
+    const body = frames.slice(envelope.length);
+    const idOut = { id: null as string | number | null };
+    let job;
+    try {
+      job = this.processor.toJob({ body, idOut });
+    } catch (err) {
+      this.rejectNow(envelope, idOut.id, toWireError(err));
+      return;
+    }
+    const meta = job.meta;
+    if (this.pending.size >= this.config.limits.max_inflight || !this.toNext.offer(encodeJob(job))) {
+      this.rejectNow(envelope, meta.id, {
+        code: ErrorCode.OVERLOADED,
+        message: `pipeline is full (${this.pending.size} requests in flight); retry later`,
+      }, meta);
+      return;
+    }
+    this.stats.accepted++;
+    const request: Omit<PendingRequest, 'timer'> = { envelope, id: meta.id, format: meta.format ?? 'msgpack' };
+    if (meta.stream !== undefined) request.stream = meta.stream;
+    if (meta.frame !== undefined) request.frame = meta.frame;
+    this.pending.add(meta.job, request, meta.deadline, (req) => {
+      this.stats.timedOut++;
+      const timeout = meta.deadline - meta.accepted;
+      this.reply(req, encodeReply(errorReply(req.id, { code: ErrorCode.TIMEOUT, message: `no result within ${timeout} ms` }, req), req.format));
+    });
+  }
+
+  private onResult(frames: Buffer[]): void {
+    let result;
+    try {
+      result = decodeResult(frames);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'dropped malformed result');
+      return;
+    }
+    const req = this.pending.take(result.meta.job);
+    if (!req) {
+      // Already answered with TIMEOUT: the one reply has gone out, this one must not.
+      this.stats.late++;
+      return;
+    }
+    this.reply(req, result.reply);
+  }
+
+  private reply(req: PendingRequest, body: Buffer): void {
+    this.stats.answered++;
+    if (!this.toClients.offer([...req.envelope, body])) this.log.error({ id: req.id }, 'client reply queue full; reply dropped');
+  }
+
+  private rejectNow(envelope: Buffer[], id: string | number | null, error: WireError, extra?: { stream?: string; frame?: number }): void {
+    this.stats.rejected++;
+    this.log.debug({ id, code: error.code, message: error.message }, 'request rejected');
+    this.toClients.offer([...envelope, encodeReply(errorReply(id, error, extra))]);
+  }
+
+  /** After intake stopped: waits up to `graceMs` for pending results, then answers the rest so none goes unanswered. */
+  async close(graceMs: number): Promise<void> {
+    const until = Date.now() + graceMs;
+    while (this.pending.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    for (const req of this.pending.drain()) {
+      this.reply(req, encodeReply(errorReply(req.id, { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, req), req.format));
+    }
+    await this.toClients.drain(this.config.transport.linger_ms);
+    this.toNext.close();
+    this.toClients.close();
+  }
+}

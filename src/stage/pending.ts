@@ -1,0 +1,46 @@
+/** What ingest remembers of a request until its one reply has gone out. */
+export interface PendingRequest {
+  envelope: Buffer[];
+  id: string | number | null;
+  stream?: string;
+  frame?: number;
+  format: 'msgpack' | 'json';
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Requests in flight, keyed by job number. Whoever removes an entry sends its reply: the sink's
+ * result or the deadline, whichever comes first. That is what makes "exactly one reply" hold.
+ */
+export class PendingRequests {
+  private readonly map = new Map<number, PendingRequest>();
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  add(job: number, request: Omit<PendingRequest, 'timer'>, deadlineMs: number, onExpire: (req: PendingRequest) => void): void {
+    const timer = setTimeout(() => {
+      const req = this.take(job);
+      if (req) onExpire(req);
+    }, Math.max(0, deadlineMs - Date.now()));
+    this.map.set(job, { ...request, timer });
+  }
+
+  /** Removes and returns the entry; undefined when it was already answered. */
+  take(job: number): PendingRequest | undefined {
+    const req = this.map.get(job);
+    if (!req) return undefined;
+    clearTimeout(req.timer);
+    this.map.delete(job);
+    return req;
+  }
+
+  /** All entries, removed (for shutdown). */
+  drain(): PendingRequest[] {
+    const all = [...this.map.values()];
+    for (const req of all) clearTimeout(req.timer);
+    this.map.clear();
+    return all;
+  }
+}

@@ -1,0 +1,102 @@
+import type * as zmq from 'zeromq';
+import { decodeJob, encodeJob, type Job } from '../protocol/job.js';
+import { ErrorCode, toWireError } from '../protocol/errors.js';
+import type { Logger } from '../log.js';
+import { until } from '../transport/receive.js';
+import type { StageProcessor } from './processor.js';
+
+export interface PipeOptions<Out> {
+  stage: string;
+  input: zmq.Pull;
+  processor: StageProcessor<Job, Out>;
+  /** Where a finished job goes; awaited, so a slow consumer slows the intake (back-pressure). */
+  emit: (out: Out) => Promise<void>;
+  /** Turns a failed or expired job into something to emit (detect/classify: the job itself, carrying its error). */
+  onFailure: (job: Job) => Out;
+  /** Jobs processed at once. */
+  concurrency: number;
+  log: Logger;
+  /** Resolves when the stage should stop taking work. */
+  stopping: Promise<void>;
+}
+
+export interface PipeStats {
+  received: number;
+  done: number;
+  failed: number;
+  expired: number;
+  malformed: number;
+}
+
+/**
+ * The loop every stage runs: take a job, hand it to the processor, pass the result on. A
+ * malformed message or a throwing processor costs one job, never the stage: failures travel
+ * on as the job's `error` so the sink can answer the client with it.
+ */
+export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats> {
+  const { input, processor, emit, onFailure, log } = options;
+  const stats: PipeStats = { received: 0, done: 0, failed: 0, expired: 0, malformed: 0 };
+  const inflight = new Set<Promise<void>>();
+
+  const handle = async (frames: Buffer[]): Promise<void> => {
+    let job: Job;
+    try {
+      job = decodeJob(frames);
+    } catch (err) {
+      // Without a readable header there is nobody to answer; the ingest's deadline will.
+      stats.malformed++;
+      log.warn({ err: (err as Error).message }, 'dropped malformed job');
+      return;
+    }
+    const meta = job.meta;
+    if (!meta.error && Date.now() > meta.deadline) {
+      // Ingest has already answered TIMEOUT; doing the work would only delay live requests.
+      stats.expired++;
+      log.debug({ job: meta.job, id: meta.id }, 'dropped expired job');
+      return;
+    }
+    let out: Out;
+    if (meta.error) {
+      out = onFailure(job);
+    } else {
+      const t0 = performance.now();
+      try {
+        out = await processor.process(job);
+        stats.done++;
+      } catch (err) {
+        stats.failed++;
+        meta.error = toWireError(err);
+        const level = meta.error.code === ErrorCode.INTERNAL ? 'error' : 'debug';
+        log[level]({ job: meta.job, id: meta.id, code: meta.error.code, err: (err as Error).message }, 'job failed');
+        delete job.image;
+        delete job.pixels;
+        delete meta.pixels;
+        out = onFailure(job);
+      }
+      meta.timings[options.stage] = performance.now() - t0;
+    }
+    try {
+      await emit(out);
+    } catch (err) {
+      log.error({ job: meta.job, err: (err as Error).message }, 'could not pass job on');
+    }
+  };
+
+  for await (const frames of until(input, options.stopping)) {
+    stats.received++;
+    const p = handle(frames).finally(() => inflight.delete(p));
+    inflight.add(p);
+    // Hold intake while `concurrency` jobs are in flight: the backlog then stays in the
+    // upstream socket queues (bounded by their HWM) instead of growing in this process.
+    while (inflight.size >= options.concurrency) await Promise.race(inflight);
+  }
+  await Promise.allSettled(inflight);
+  return stats;
+}
+
+/** detect/classify: a job is passed on as it is, error and all. */
+export function passJob(job: Job): Job {
+  return job;
+}
+
+export { encodeJob };
