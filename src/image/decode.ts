@@ -22,7 +22,8 @@ export interface DecodeOptions {
 export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promise<RgbImage> {
   let meta: Metadata;
   try {
-    meta = await sharp(bytes).metadata();
+    // Only the header is read here, so no pixel limit yet: ours below gives the better error.
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
     throw new BadImageError(`not a decodable image: ${(err as Error).message}`, { cause: err });
   }

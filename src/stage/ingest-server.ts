@@ -48,7 +48,8 @@ export class IngestServer {
     this.processor = new IngestProcessor(config, origin);
     // Replies to clients never wait (ROUTER drops for a gone peer), so a generous queue is fine.
     this.toClients = new SocketWriter(sockets.clients, 100_000);
-    this.toNext = new SocketWriter(sockets.next, config.transport.hwm);
+    // The in-flight limit is what bounds this queue; the writer only keeps order.
+    this.toNext = new SocketWriter(sockets.next, config.limits.max_inflight);
   }
 
   describe(): Record<string, unknown> {

@@ -1,0 +1,78 @@
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as zmq from 'zeromq';
+import { launchPipeline, type LaunchOptions, type Pipeline } from '../src/cli/launcher.js';
+import { decodeReply, encodeHeader } from '../src/protocol/request.js';
+import type { Reply } from '../src/protocol/types.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const sharedDir = path.resolve(repoRoot, '../shared');
+export const hasShared = existsSync(path.join(sharedDir, 'models', 'MANIFEST.md'));
+
+/** Ports the OS says are free right now (bound to 0, then released). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+/** `--set` flags that put every hop of one pipeline on its own free loopback ports. */
+export async function transportSets(): Promise<string[]> {
+  const [clients, detect, classify, sink, replies] = await freePorts(5);
+  return [
+    `transport.clients=tcp://127.0.0.1:${clients}`,
+    `transport.detect=tcp://127.0.0.1:${detect}`,
+    `transport.classify=tcp://127.0.0.1:${classify}`,
+    `transport.sink=tcp://127.0.0.1:${sink}`,
+    `transport.replies=tcp://127.0.0.1:${replies}`,
+  ];
+}
+
+export interface TestPipeline extends Pipeline {
+  sets: string[];
+}
+
+/** Starts real stage processes on free ports; stop() in an after hook. */
+export async function startPipeline(profile: string, sets: string[] = [], extra: Partial<LaunchOptions> = {}): Promise<TestPipeline> {
+  const all = [...(await transportSets()), ...sets];
+  const pipeline = await launchPipeline({ flags: { profile, set: all }, stdio: 'pipe', readyTimeoutMs: 60_000, ...extra });
+  return Object.assign(pipeline, { sets: all });
+}
+
+/** A REQ round trip with a receive timeout, so a missing reply fails the test instead of hanging it. */
+export async function reqOnce(endpoint: string, frames: Buffer[], timeoutMs = 10_000): Promise<Reply> {
+  const req = new zmq.Request({ linger: 0, receiveTimeout: timeoutMs });
+  req.connect(endpoint);
+  try {
+    await req.send(frames);
+    const [reply] = await req.receive();
+    return decodeReply(reply!);
+  } finally {
+    req.close();
+  }
+}
+
+export const header = (fields: Record<string, unknown>): Buffer => encodeHeader(fields);
+
+/** Collects every reply a DEALER gets within `ms`. */
+export async function collect(dealer: zmq.Dealer, ms: number): Promise<Buffer[][]> {
+  const out: Buffer[][] = [];
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    dealer.receiveTimeout = Math.max(1, until - Date.now());
+    try {
+      out.push(await dealer.receive());
+    } catch {
+      break;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,198 @@
+// Protocol v1 against real stage processes on loopback: envelopes, exactly one reply per
+// request, and a clear error for every kind of bad input, with no stage dying of any of them.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { deflateSync } from 'node:zlib';
+import sharp from 'sharp';
+import * as zmq from 'zeromq';
+import { decodeReply } from '../src/protocol/request.js';
+import type { Reply } from '../src/protocol/types.js';
+import { collect, header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
+
+function crc32(buf: Buffer): number {
+  let c = ~0;
+  for (const b of buf) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  }
+  return ~c >>> 0;
+}
+
+/** A 60-byte PNG that declares 60000×60000 pixels: a decompression bomb's header. */
+function bombPng(): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(60000, 0);
+  ihdr.writeUInt32BE(60000, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const chunk = (type: string, data: Buffer) => {
+    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1024))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('protocol v1 (noop profile, real processes)', () => {
+  let pipe: TestPipeline;
+  let jpeg: Buffer;
+
+  before(async () => {
+    pipe = await startPipeline('noop', ['detect.model.decode=true', 'limits.max_pixels=4000000', 'limits.max_message_bytes=1000000']);
+    jpeg = await sharp({ create: { width: 320, height: 200, channels: 3, background: '#3366cc' } }).jpeg().toBuffer();
+  });
+  after(async () => {
+    await pipe?.stop();
+  });
+
+  test('REQ: image as frame 2; id, stream and frame echoed; size of the decoded image', async () => {
+    const reply = await reqOnce(pipe.endpoint, [header({ id: 'a-1', stream: 'cam', frame: 7 }), jpeg]);
+    assert.equal(reply.ok, true);
+    assert.equal(reply.id, 'a-1');
+    assert.equal(reply.stream, 'cam');
+    assert.equal(reply.frame, 7);
+    if (!reply.ok) return;
+    assert.equal(reply.width, 320);
+    assert.equal(reply.height, 200);
+    assert.deepEqual(reply.detections, []);
+    assert.equal(typeof reply.timings_ms.total, 'number');
+  });
+
+  test("REQ: image inside the header's `image` field; integer id", async () => {
+    const reply = await reqOnce(pipe.endpoint, [header({ id: 42, image: jpeg })]);
+    assert.equal(reply.ok, true);
+    assert.equal(reply.id, 42);
+  });
+
+  test('DEALER with and without the empty delimiter: the reply uses the same envelope shape', async () => {
+    const dealer = new zmq.Dealer({ linger: 0 });
+    dealer.connect(pipe.endpoint);
+    try {
+      await dealer.send([Buffer.alloc(0), header({ id: 'with' }), jpeg]);
+      const [a] = await collect(dealer, 3000).then((r) => r.slice(0, 1));
+      assert.equal(a!.length, 2, 'delimiter + reply');
+      assert.equal(a![0]!.length, 0);
+      assert.equal(decodeReply(a![1]!).id, 'with');
+      await dealer.send([header({ id: 'without' }), jpeg]);
+      const [b] = await collect(dealer, 3000).then((r) => r.slice(0, 1));
+      assert.equal(b!.length, 1, 'reply alone');
+      assert.equal(decodeReply(b![0]!).id, 'without');
+    } finally {
+      dealer.close();
+    }
+  });
+
+  test('DEALER pipelining: 200 requests in flight, each answered exactly once', async () => {
+    const dealer = new zmq.Dealer({ linger: 0, sendHighWaterMark: 1000 });
+    dealer.connect(pipe.endpoint);
+    try {
+      for (let i = 0; i < 200; i++) await dealer.send([Buffer.alloc(0), header({ id: i }), jpeg]);
+      const replies = await collectN(dealer, 200, 20_000);
+      const ids = replies.map((r) => r.id as number).sort((x, y) => x - y);
+      assert.deepEqual(ids, Array.from({ length: 200 }, (_, i) => i));
+      assert.deepEqual(replies.filter((r) => !r.ok), [], 'all ok');
+      assert.equal((await collect(dealer, 300)).length, 0, 'no extra replies');
+    } finally {
+      dealer.close();
+    }
+  });
+
+  const bad: [string, () => Buffer[], string][] = [
+    ['header is not msgpack', () => [Buffer.from([0xc1, 0x00, 0xff])], 'BAD_REQUEST'],
+    ['header is a msgpack array', () => [header([1, 2] as unknown as Record<string, unknown>)], 'BAD_REQUEST'],
+    ['header is a msgpack string', () => [Buffer.from([0xa3, 0x61, 0x62, 0x63]), Buffer.from('x')], 'BAD_REQUEST'],
+    ['no image at all', () => [header({ id: 'n' })], 'BAD_REQUEST'],
+    ['empty image frame', () => [header({ id: 'n' }), Buffer.alloc(0)], 'BAD_REQUEST'],
+    ['image given twice', () => [header({ id: 'n', image: Buffer.from([1]) }), Buffer.from([1])], 'BAD_REQUEST'],
+    ['id of a wrong type', () => [header({ id: { a: 1 } }), Buffer.from([1])], 'BAD_REQUEST'],
+    ['frame of a wrong type', () => [header({ id: 'n', frame: 'x' }), Buffer.from([1])], 'BAD_REQUEST'],
+    ['negative timeout_ms', () => [header({ id: 'n', timeout_ms: -5 }), Buffer.from([1])], 'BAD_REQUEST'],
+    ['image field that is a string', () => [header({ id: 'n', image: 'abc' })], 'BAD_REQUEST'],
+    ['too many frames', () => [header({ id: 'n' }), Buffer.from([1]), Buffer.from([2]), Buffer.from([3])], 'BAD_REQUEST'],
+    ['random bytes as the image', () => [header({ id: 'n' }), Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7919) % 251))], 'BAD_IMAGE'],
+    ['a PNG that declares 60000×60000 pixels', () => [header({ id: 'n' }), bombPng()], 'TOO_LARGE'],
+    ['a message above max_message_bytes', () => [header({ id: 'n' }), Buffer.alloc(1_200_000, 1)], 'TOO_LARGE'],
+  ];
+  for (const [name, frames, code] of bad) {
+    test(`bad input: ${name} → ${code}`, async () => {
+      const reply = await reqOnce(pipe.endpoint, frames());
+      assert.equal(reply.ok, false, JSON.stringify(reply));
+      if (reply.ok) return;
+      assert.equal(reply.error.code, code, reply.error.message);
+      assert.ok(reply.error.message.length > 10, 'message explains the problem');
+    });
+  }
+
+  test('bad input: a truncated JPEG → BAD_IMAGE, and the id is echoed', async () => {
+    const big = await sharp({ create: { width: 640, height: 480, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
+    const reply = await reqOnce(pipe.endpoint, [header({ id: 'trunc' }), big.subarray(0, Math.floor(big.length / 2))]);
+    assert.equal(reply.ok, false);
+    assert.equal(reply.id, 'trunc');
+    if (!reply.ok) assert.equal(reply.error.code, 'BAD_IMAGE');
+  });
+
+  test('after all the bad input every stage is alive and serving', async () => {
+    for (const p of pipe.procs) assert.equal(p.child.exitCode, null, `${p.stage} still running`);
+    const reply = await reqOnce(pipe.endpoint, [header({ id: 'still' }), jpeg]);
+    assert.equal(reply.ok, true);
+  });
+});
+
+describe('deadlines and overload (noop profile with a slow detect)', () => {
+  let pipe: TestPipeline;
+  before(async () => {
+    pipe = await startPipeline('noop', ['detect.model.delay_ms=300', 'limits.max_inflight=3', 'detect.concurrency=1']);
+  });
+  after(async () => {
+    await pipe?.stop();
+  });
+
+  test('a request whose deadline passes gets TIMEOUT, once, and the late result is not sent', async () => {
+    const dealer = new zmq.Dealer({ linger: 0 });
+    dealer.connect(pipe.endpoint);
+    try {
+      await dealer.send([header({ id: 't', timeout_ms: 100 }), Buffer.from('img')]);
+      const replies = (await collect(dealer, 1500)).map((f) => decodeReply(f[0]!));
+      assert.equal(replies.length, 1, 'exactly one reply');
+      assert.equal(replies[0]!.ok, false);
+      if (!replies[0]!.ok) assert.equal(replies[0]!.error.code, 'TIMEOUT');
+    } finally {
+      dealer.close();
+    }
+  });
+
+  test('more than max_inflight at once: the excess gets OVERLOADED at once, the rest succeeds', async () => {
+    const dealer = new zmq.Dealer({ linger: 0 });
+    dealer.connect(pipe.endpoint);
+    try {
+      const t0 = Date.now();
+      for (let i = 0; i < 10; i++) await dealer.send([header({ id: i, timeout_ms: 10_000 }), Buffer.from('img')]);
+      const replies = await collectN(dealer, 10, 8000, (r) => (r.ok ? undefined : Date.now() - t0));
+      const overloaded = replies.filter((r) => !r.ok && r.error.code === 'OVERLOADED');
+      const ok = replies.filter((r) => r.ok);
+      assert.equal(replies.length, 10);
+      assert.equal(ok.length + overloaded.length, 10);
+      assert.ok(overloaded.length >= 6, `${overloaded.length} overloaded`);
+      assert.ok(ok.length >= 3, `${ok.length} ok`);
+    } finally {
+      dealer.close();
+    }
+  });
+});
+
+async function collectN(dealer: zmq.Dealer, n: number, ms: number, _tap?: (r: Reply) => unknown): Promise<Reply[]> {
+  const out: Reply[] = [];
+  const until = Date.now() + ms;
+  while (out.length < n && Date.now() < until) {
+    dealer.receiveTimeout = Math.max(1, until - Date.now());
+    try {
+      const frames = await dealer.receive();
+      out.push(decodeReply(frames[frames.length - 1]!));
+    } catch {
+      break;
+    }
+  }
+  return out;
+}
