@@ -61,21 +61,25 @@ addConfigOptions(
 });
 
 async function startPipeline(flags: ConfigFlags): Promise<void> {
-  console.error(`framepipe: starting ingest, detect, classify, sink (profile ${flags.profile ?? 'ocr'})…`);
-  const pipeline = await launchOrFail(flags, 'inherit');
-  const pids = pipeline.procs.map((p) => `${p.stage} ${p.child.pid}`).join(', ');
-  console.error(`framepipe: pipeline ready (${pids}).\nframepipe: clients connect to ${pipeline.endpoint} — try: npx framepipe infer samples/\nframepipe: Ctrl-C stops all stages.`);
+  // Handlers go in before anything starts: a signal that lands while stages are coming up must
+  // still stop them, and a signal with no handler installed would kill us and orphan them.
+  let pipeline: Pipeline | undefined;
   let stopping = false;
   const stop = async (why: string, code: number) => {
     if (stopping) return;
     stopping = true;
     console.error(`framepipe: ${why}; stopping all stages…`);
-    await pipeline.stop();
+    await pipeline?.stop();
     console.error('framepipe: stopped.');
     process.exit(code);
   };
   process.on('SIGINT', () => void stop('SIGINT', 0));
   process.on('SIGTERM', () => void stop('SIGTERM', 0));
+  console.error(`framepipe: starting ingest, detect, classify, sink (profile ${flags.profile ?? 'ocr'})…`);
+  pipeline = await launchOrFail(flags, 'inherit');
+  if (stopping) return void (await stop('stopped while starting', 0));
+  const pids = pipeline.procs.map((p) => `${p.stage} ${p.child.pid}`).join(', ');
+  console.error(`framepipe: pipeline ready (${pids}).\nframepipe: clients connect to ${pipeline.endpoint} — try: npx framepipe infer samples/\nframepipe: Ctrl-C stops all stages.`);
   const crash = await pipeline.firstExit;
   await stop(`${crash.stage} exited (${crash.signal ?? `code ${crash.code}`})`, 1);
 }
