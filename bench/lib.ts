@@ -1,0 +1,95 @@
+import { Client } from '../src/client/client.js';
+import { launchPipeline, type Pipeline } from '../src/cli/launcher.js';
+import { createServer } from 'node:net';
+
+export interface LoadResult {
+  concurrency: number;
+  count: number;
+  errors: number;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export function summarize(concurrency: number, latencies: number[], errors: number, seconds: number): LoadResult {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    concurrency,
+    count: latencies.length,
+    errors,
+    seconds,
+    perSecond: latencies.length / seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+  };
+}
+
+/**
+ * Offers `count` images to an endpoint keeping `concurrency` in flight (a DEALER window), and
+ * measures each request from send to reply.
+ */
+export async function offerLoad(endpoint: string, images: Buffer[], concurrency: number, count: number): Promise<LoadResult> {
+  const client = new Client(endpoint, { window: concurrency, timeoutMs: 120_000 });
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    while (next < count) {
+      const image = images[next++ % images.length]!;
+      const s = performance.now();
+      const reply = await client.infer(image);
+      latencies.push(performance.now() - s);
+      if (!reply.ok) errors++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  await client.close();
+  return summarize(concurrency, latencies, errors, seconds);
+}
+
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+/** A whole pipeline on free loopback ports, for one scenario. */
+export async function benchPipeline(profile: string, sets: string[] = []): Promise<Pipeline> {
+  const [a, b, c, d, e] = await freePorts(5);
+  const transport = [
+    `transport.clients=tcp://127.0.0.1:${a}`,
+    `transport.detect=tcp://127.0.0.1:${b}`,
+    `transport.classify=tcp://127.0.0.1:${c}`,
+    `transport.sink=tcp://127.0.0.1:${d}`,
+    `transport.replies=tcp://127.0.0.1:${e}`,
+    'log.level=warn',
+  ];
+  return launchPipeline({ flags: { profile, set: [...transport, ...sets] }, stdio: 'pipe' });
+}
+
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const fmt = (v: string | number) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1)) : v);
+  return [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(fmt).join(' | ')} |`)].join('\n');
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  /** Returns markdown (tables and a sentence or two) for docs/benchmarks.md. */
+  run(options: { quick: boolean }): Promise<string>;
+}
