@@ -92,6 +92,162 @@ const noop = z
   })
   .strict();
 
+/** Three per-channel values, in the model's channel order (after any RGB→BGR swap), on the 0–255 pixel scale. */
+const perChannel = z.tuple([z.number(), z.number(), z.number()]);
+
+/** Model input as [width, height]. */
+const inputSize = z.tuple([z.number().int().min(16).max(4096), z.number().int().min(16).max(4096)]);
+
+interface DetectorDefaults {
+  path: string;
+  channels: 'rgb' | 'bgr';
+  mean: [number, number, number];
+  std: [number, number, number];
+  pad: number;
+  score_threshold: number;
+  nms_iou: number;
+}
+
+/** Settings every object detector family shares; each family passes the defaults its export expects. */
+const detectorFields = (d: DetectorDefaults) => ({
+  /** Model file: relative to models_dir, or absolute. */
+  path: z.string().default(d.path),
+  /** Model input [width, height]. Omitted: read from the model; a model with a fixed size must agree. */
+  input_size: inputSize.optional(),
+  /** Detections scoring below this are dropped before NMS. */
+  score_threshold: z.number().min(0).max(1).default(d.score_threshold),
+  /** Class-wise non-maximum suppression: a box overlapping a better one of its class by more IoU is dropped. */
+  nms_iou: z.number().min(0).max(1).default(d.nms_iou),
+  /** Most detections kept per image (best scores first). */
+  max_detections: z.number().int().min(1).max(10_000).default(100),
+  /** Channel order the model was trained on. */
+  channels: z.enum(['rgb', 'bgr']).default(d.channels),
+  /** Subtracted from each channel (0–255 scale, model channel order) before dividing by `std`. */
+  mean: perChannel.default(d.mean),
+  /** Divisor per channel (0–255 scale, model channel order); 255 means "scale to 0..1". */
+  std: perChannel.default(d.std),
+  /** Grey level (0–255, before normalisation) of the letterbox padding. */
+  pad: z.number().int().min(0).max(255).default(d.pad),
+});
+
+/** YOLOX (Megvii) export with decode_in_inference = False: [1, anchors, 5 + classes], image at the top-left. */
+const yolox = z
+  .object({
+    kind: z.literal('yolox'),
+    ...detectorFields({
+      path: 'yolox_nano.onnx',
+      // YOLOX >= 0.1.1 (legacy=False) feeds raw BGR 0..255.
+      channels: 'bgr',
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+      pad: 114,
+      score_threshold: 0.3,
+      nms_iou: 0.45,
+    }),
+    /** Class names file, one per line in index order, relative to models_dir. */
+    names: z.string().default('coco80.names'),
+  })
+  .strict();
+
+/**
+ * Ultralytics heads, told apart by the output shape: YOLOv8/11 [1, 4 + classes, anchors] (no
+ * objectness) or YOLOv5 [1, anchors, 5 + classes]. Letterbox centred.
+ */
+const yolov8 = z
+  .object({
+    kind: z.literal('yolov8'),
+    ...detectorFields({
+      path: 'yolov8n.onnx',
+      channels: 'rgb',
+      mean: [0, 0, 0],
+      std: [255, 255, 255],
+      pad: 114,
+      score_threshold: 0.25,
+      nms_iou: 0.45,
+    }),
+    /** Class names file, one per line in index order, relative to models_dir. */
+    names: z.string().default('coco80.names'),
+  })
+  .strict();
+
+/** NanoDet GFL head: per stride a class tensor [1, n, classes] and a box tensor [1, n, 4·(reg_max+1)], matched by shape. */
+const nanodet = z
+  .object({
+    kind: z.literal('nanodet'),
+    ...detectorFields({
+      path: 'nanodet-m-416.onnx',
+      channels: 'bgr',
+      mean: [103.53, 116.28, 123.675],
+      std: [57.375, 57.12, 58.395],
+      pad: 0,
+      score_threshold: 0.4,
+      nms_iou: 0.5,
+    }),
+    /** Class names file, one per line in index order, relative to models_dir. */
+    names: z.string().default('coco80.names'),
+    /** Feature strides of the head, finest first. */
+    strides: z.array(z.number().int().positive()).min(1).default([8, 16, 32]),
+  })
+  .strict();
+
+/** Ultra-Light-Fast-Generic-Face-Detector (RFB/slim): boxes come out decoded and normalised; plain resize, no letterbox. */
+const rfbFaces = z
+  .object({
+    kind: z.literal('rfb-faces'),
+    ...detectorFields({
+      path: 'version-RFB-320.onnx',
+      channels: 'rgb',
+      mean: [127, 127, 127],
+      std: [128, 128, 128],
+      pad: 0,
+      score_threshold: 0.7,
+      nms_iou: 0.3,
+    }),
+    /** Label every detection gets. */
+    label: z.string().min(1).default('face'),
+  })
+  .strict();
+
+/** ImageNet-style classifier run on the crop of each detection (top-k of a softmax). */
+const classifier = z
+  .object({
+    kind: z.literal('classifier'),
+    /** Model file: relative to models_dir, or absolute. */
+    path: z.string().default('mobilenetv2-12-int8.onnx'),
+    /** Class names file, one per line in index order, relative to models_dir. */
+    names: z.string().default('imagenet1k.names'),
+    /** Cut each name at its first comma ("tabby, tabby cat" → "tabby"). */
+    short_names: z.boolean().default(true),
+    /** Model input [width, height]. Omitted: read from the model. */
+    input_size: inputSize.optional(),
+    /** Channel order the model was trained on. */
+    channels: z.enum(['rgb', 'bgr']).default('rgb'),
+    /** Memory layout of the input tensor. */
+    layout: z.enum(['nchw', 'nhwc']).default('nchw'),
+    /** Subtracted per channel (0–255 scale, model channel order); the default is ImageNet's [0.485, 0.456, 0.406]·255. */
+    mean: perChannel.default([123.675, 116.28, 103.53]),
+    /** Divisor per channel (0–255 scale, model channel order); the default is ImageNet's [0.229, 0.224, 0.225]·255. */
+    std: perChannel.default([58.395, 57.12, 57.375]),
+    /** Shorter side is resized to this, then the input size is cut from the centre (256 → 224); 0 = stretch to the input size. */
+    resize_shorter: z.number().int().min(0).max(4096).default(256),
+    /**
+     * libvips kernel of the crop resize. 'cubic' by default: with the int8 MobileNetV2, the
+     * anti-aliased 'linear' blurs enough to flip confident answers (espresso .997 → consommé .30).
+     */
+    resize_kernel: z.enum(['linear', 'cubic', 'mitchell', 'lanczos3']).default('cubic'),
+    /** What the model outputs: logits (a softmax is applied) or probabilities (used as they are). */
+    output: z.enum(['logits', 'probabilities']).default('logits'),
+    /** Classes reported per detection. */
+    top_k: z.number().int().min(1).max(100).default(5),
+    /** The crop grows by this fraction of the box's width and height on each side (context helps classifiers). */
+    margin: z.number().min(0).max(2).default(0.1),
+    /** Detector labels whose boxes are classified: "all", or a list such as [dog, cat, bird]. */
+    labels: z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]).default('all'),
+    /** Crops per inference call at most, when the model's batch axis is dynamic. */
+    batch: z.number().int().min(1).max(256).default(16),
+  })
+  .strict();
+
 const stage = <T extends z.ZodTypeAny>(model: T) =>
   z
     .object({
@@ -103,8 +259,8 @@ const stage = <T extends z.ZodTypeAny>(model: T) =>
     })
     .strict();
 
-export const detectModelSchema = z.discriminatedUnion('kind', [ocrDetect, noop]);
-export const classifyModelSchema = z.discriminatedUnion('kind', [ocrRec, noop]);
+export const detectModelSchema = z.discriminatedUnion('kind', [ocrDetect, yolox, yolov8, nanodet, rfbFaces, noop]);
+export const classifyModelSchema = z.discriminatedUnion('kind', [ocrRec, classifier, noop]);
 
 export const configSchema = z
   .object({
@@ -130,3 +286,10 @@ export type DetectModelConfig = z.infer<typeof detectModelSchema>;
 export type ClassifyModelConfig = z.infer<typeof classifyModelSchema>;
 export type OcrDetConfig = z.infer<typeof ocrDetect>;
 export type OcrRecConfig = z.infer<typeof ocrRec>;
+export type YoloxConfig = z.infer<typeof yolox>;
+export type Yolov8Config = z.infer<typeof yolov8>;
+export type NanodetConfig = z.infer<typeof nanodet>;
+export type RfbFacesConfig = z.infer<typeof rfbFaces>;
+/** Any object detector family (everything in the detect union that returns labelled boxes). */
+export type ObjectDetectorConfig = YoloxConfig | Yolov8Config | NanodetConfig | RfbFacesConfig;
+export type ClassifierConfig = z.infer<typeof classifier>;
