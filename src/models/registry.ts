@@ -15,6 +15,14 @@ export async function createDetectProcessor(config: Config): Promise<StageProces
       const { OcrDetectProcessor } = await import('./ocr-processors.js');
       return OcrDetectProcessor.load(model, config);
     }
+    case 'yolox':
+    case 'yolov8':
+    case 'nanodet':
+    case 'rfb-faces': {
+      // One processor for every object detector family; it picks the family's runner.
+      const { ObjectDetectProcessor } = await import('./object-processors.js');
+      return ObjectDetectProcessor.load(model, config);
+    }
   }
 }
 
@@ -26,6 +34,10 @@ export async function createClassifyProcessor(config: Config): Promise<StageProc
     case 'ocr-rec': {
       const { OcrClassifyProcessor } = await import('./ocr-processors.js');
       return OcrClassifyProcessor.load(model, config);
+    }
+    case 'classifier': {
+      const { ClassifierProcessor } = await import('./object-processors.js');
+      return ClassifierProcessor.load(model, config);
     }
   }
 }
