@@ -23,6 +23,6 @@ await runStage('ingest', async (ctx) => {
     for (const socket of [clients, replies, next]) socket.close();
   });
   ctx.ready({ clients: t.clients, replies: t.replies, next: t.detect, ...server.describe() });
-  await server.serve(ctx.stopping);
+  await server.serve(ctx.signal);
   ctx.log.info(server.stats, 'ingest stopped');
 });

@@ -28,7 +28,7 @@ await runStage('sink', async (ctx) => {
     onFailure: (job) => processor.failure(job),
     concurrency: 4,
     log: ctx.log,
-    stopping: ctx.stopping,
+    signal: ctx.signal,
   });
   ctx.log.info(stats, 'sink stopped');
 });

@@ -126,7 +126,7 @@ describe('protocol v1 (noop profile, real processes)', () => {
   }
 
   test('bad input: a truncated JPEG → BAD_IMAGE, and the id is echoed', async () => {
-    const big = await sharp({ create: { width: 640, height: 480, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
+    const big = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#000000', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
     const reply = await reqOnce(pipe.endpoint, [header({ id: 'trunc' }), big.subarray(0, Math.floor(big.length / 2))]);
     assert.equal(reply.ok, false);
     assert.equal(reply.id, 'trunc');

@@ -42,7 +42,9 @@ export function stageFile(stage: StageName): string {
 
 /** Spawns one stage process with the IPC channel it reports readiness on. */
 export function spawnStage(stage: StageName, options: LaunchOptions): StageProcess {
-  const child = spawn(process.execPath, ['--import', tsxHook, stageFile(stage), ...toArgv(options.flags)], {
+  // FRAMEPIPE_NODE_ARGS passes node flags to every stage (e.g. --cpu-prof for profiling).
+  const nodeArgs = (options.env ?? process.env).FRAMEPIPE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, '--import', tsxHook, stageFile(stage), ...toArgv(options.flags)], {
     stdio: options.stdio === 'pipe' ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'],
     env: options.env ?? process.env,
   });

@@ -46,7 +46,7 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
     onFailure: passJob,
     concurrency: options.concurrency,
     log: ctx.log,
-    stopping: ctx.stopping,
+    signal: ctx.signal,
   });
   ctx.log.info(stats, `${stage} stopped`);
 }

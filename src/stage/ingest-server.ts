@@ -56,16 +56,16 @@ export class IngestServer {
     return this.processor.describe();
   }
 
-  async serve(stopping: Promise<void>): Promise<void> {
-    await Promise.all([this.clientLoop(stopping), this.replyLoop(stopping)]);
+  async serve(signal: AbortSignal): Promise<void> {
+    await Promise.all([this.clientLoop(signal), this.replyLoop(signal)]);
   }
 
-  private async clientLoop(stopping: Promise<void>): Promise<void> {
-    for await (const frames of until(this.sockets.clients, stopping)) this.onClientMessage(frames);
+  private async clientLoop(signal: AbortSignal): Promise<void> {
+    for await (const frames of until(this.sockets.clients, signal)) this.onClientMessage(frames);
   }
 
-  private async replyLoop(stopping: Promise<void>): Promise<void> {
-    for await (const frames of until(this.sockets.replies, stopping)) this.onResult(frames);
+  private async replyLoop(signal: AbortSignal): Promise<void> {
+    for await (const frames of until(this.sockets.replies, signal)) this.onResult(frames);
   }
 
   private onClientMessage(frames: Buffer[]): void {

@@ -16,8 +16,8 @@ export interface PipeOptions<Out> {
   /** Jobs processed at once. */
   concurrency: number;
   log: Logger;
-  /** Resolves when the stage should stop taking work. */
-  stopping: Promise<void>;
+  /** Aborts when the stage should stop taking work. */
+  signal: AbortSignal;
 }
 
 export interface PipeStats {
@@ -82,7 +82,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     }
   };
 
-  for await (const frames of until(input, options.stopping)) {
+  for await (const frames of until(input, options.signal)) {
     stats.received++;
     const p = handle(frames).finally(() => inflight.delete(p));
     inflight.add(p);

@@ -10,8 +10,8 @@ export type StageName = 'ingest' | 'detect' | 'classify' | 'sink';
 export interface StageContext {
   config: Config;
   log: Logger;
-  /** Resolves on SIGINT, SIGTERM, or when the launcher that started this process goes away. */
-  stopping: Promise<void>;
+  /** Aborts on SIGINT, SIGTERM, or when the launcher that started this process goes away. */
+  signal: AbortSignal;
   /** Announces readiness: one log line, and a message to the launcher when there is one. */
   ready(facts: Record<string, unknown>): void;
   /** Registers cleanup, run in reverse order on the way out. */
@@ -38,8 +38,7 @@ export function setupStage(stage: StageName, argv: string[] = process.argv): Sta
   }
   const log = createLogger(stage, config.log.level);
   const closers: (() => Promise<void> | void)[] = [];
-  let resolveStop!: () => void;
-  const stopping = new Promise<void>((r) => (resolveStop = r));
+  const stop = new AbortController();
   let exiting = false;
 
   const exit = async (code: number): Promise<never> => {
@@ -59,7 +58,7 @@ export function setupStage(stage: StageName, argv: string[] = process.argv): Sta
 
   const onSignal = (signal: string) => {
     log.info({ signal }, 'stopping');
-    resolveStop();
+    stop.abort();
     // A second signal, or a stuck cleanup, must still end the process.
     setTimeout(() => process.exit(code130(signal)), 10_000).unref();
   };
@@ -80,7 +79,7 @@ export function setupStage(stage: StageName, argv: string[] = process.argv): Sta
   return {
     config,
     log,
-    stopping,
+    signal: stop.signal,
     ready(facts) {
       log.info({ profile: config.profile, ...facts }, `${stage} ready`);
       process.send?.({ type: 'ready', stage, pid: process.pid, ...facts });
