@@ -3,14 +3,14 @@
 import { hopOptions } from '../src/stage/forward-stage.js';
 import { runPipe } from '../src/stage/run-pipe.js';
 import { runStage } from '../src/stage/setup.js';
-import { SinkProcessor } from '../src/stage/sink-processor.js';
+import { annotateJob, SinkProcessor } from '../src/stage/sink-processor.js';
 import { ReplyRouter } from '../src/transport/reply-router.js';
 import { bindOrFail, pullSocket } from '../src/transport/sockets.js';
 
 await runStage('sink', async (ctx) => {
   const { transport: t } = ctx.config;
   const hop = hopOptions(ctx);
-  const processor = new SinkProcessor();
+  const processor = new SinkProcessor((job, detections) => annotateJob(job, detections, ctx.config.limits.max_pixels));
   const input = pullSocket(hop);
   const replies = new ReplyRouter(hop, ctx.log);
   ctx.onClose(async () => {

@@ -66,6 +66,18 @@ describe('protocol v1 (noop profile, real processes)', () => {
     assert.equal(reply.id, 42);
   });
 
+  test('annotate: true returns a JPEG of the image in `annotated`', async () => {
+    const reply = await reqOnce(pipe.endpoint, [header({ id: 'ann', annotate: true }), jpeg]);
+    assert.equal(reply.ok, true);
+    if (!reply.ok) return;
+    assert.ok(reply.annotated instanceof Uint8Array, 'annotated is bin');
+    const meta = await sharp(Buffer.from(reply.annotated)).metadata();
+    assert.equal(meta.format, 'jpeg');
+    assert.equal(meta.width, 320);
+    const plain = await reqOnce(pipe.endpoint, [header({ id: 'plain' }), jpeg]);
+    assert.equal('annotated' in plain, false, 'no annotation unless asked');
+  });
+
   test('DEALER with and without the empty delimiter: the reply uses the same envelope shape', async () => {
     const dealer = new zmq.Dealer({ linger: 0 });
     dealer.connect(pipe.endpoint);

@@ -10,7 +10,22 @@ export interface SinkOutput {
   frames: Buffer[];
 }
 
-/** Annotation is optional work done only on request; the drawing code is loaded on first use. */
+/**
+ * Draws the detections on the job's image: the decoded pixels a stage kept for this purpose, or
+ * the original bytes decoded here when no stage decoded them (the noop profile).
+ */
+export async function annotateJob(job: Job, detections: Detection[], maxPixels: number): Promise<Buffer | undefined> {
+  const { annotate } = await import('../image/annotate.js');
+  if (job.pixels && job.meta.pixels) {
+    return annotate({ data: job.pixels, width: job.meta.pixels.width, height: job.meta.pixels.height, channels: 3 }, detections);
+  }
+  if (job.image) {
+    const { decodeImage } = await import('../image/decode.js');
+    return annotate(await decodeImage(job.image, { maxPixels }), detections);
+  }
+  return undefined;
+}
+
 type Annotator = (job: Job, detections: Detection[]) => Promise<Buffer | undefined>;
 
 /**
@@ -22,7 +37,7 @@ export class SinkProcessor implements StageProcessor<Job, SinkOutput> {
   constructor(private readonly annotator?: Annotator) {}
 
   describe(): Record<string, unknown> {
-    return { annotate: this.annotator ? 'on request' : 'unavailable' };
+    return { annotate: this.annotator ? 'on request' : 'off' };
   }
 
   async process(job: Job): Promise<SinkOutput> {
