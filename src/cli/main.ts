@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { packageRoot } from '../config/load.js';
@@ -36,9 +36,10 @@ program
   .option('--json', 'print the raw replies, one JSON object per line')
   .option('-t, --timeout <ms>', 'per-image timeout', (v) => parsePositive(v, '--timeout'), 30_000)
   .option('-w, --inflight <n>', 'requests in flight at once', (v) => parsePositive(v, '--inflight'), 8)
-  .action(async (images: string[], opts: { endpoint: string; json?: boolean; timeout: number; inflight: number }) => {
+  .option('-a, --annotate <dir>', 'write an annotated JPEG of every image (boxes, labels, text) into DIR')
+  .action(async (images: string[], opts: InferFlags) => {
     const files = expandOrFail(images);
-    const failed = await inferFiles(opts.endpoint, files, opts);
+    const failed = await inferFiles(opts.endpoint ?? 'tcp://127.0.0.1:5555', files, opts);
     process.exitCode = failed > 0 ? 1 : 0;
   });
 
@@ -92,24 +93,34 @@ async function launchOrFail(flags: ConfigFlags, stdio: 'inherit' | 'pipe'): Prom
   }
 }
 
-async function inferFiles(
-  endpoint: string,
-  files: string[],
-  opts: { json?: boolean; timeout: number; inflight: number },
-  expected?: Record<string, string[]>,
-): Promise<number> {
+interface InferFlags {
+  endpoint?: string;
+  json?: boolean;
+  timeout: number;
+  inflight: number;
+  annotate?: string;
+}
+
+async function inferFiles(endpoint: string, files: string[], opts: InferFlags, expected?: Record<string, string[]>): Promise<number> {
+  if (opts.annotate) mkdirSync(opts.annotate, { recursive: true });
   const client = new Client(endpoint, { timeoutMs: opts.timeout, window: opts.inflight });
   let failed = 0;
   const t0 = performance.now();
   try {
     // Sent pipelined, printed in the order given.
     const replies = files.map((file) =>
-      client.infer(readFileSync(file)).catch((err: Error): Reply => ({ id: null, ok: false, error: { code: 'TIMEOUT', message: err.message } })),
+      client.infer(readFileSync(file), opts.annotate ? { annotate: true } : {}).catch((err: Error): Reply => ({ id: null, ok: false, error: { code: 'TIMEOUT', message: err.message } })),
     );
     for (let i = 0; i < files.length; i++) {
       const reply = await replies[i]!;
       if (!reply.ok) failed++;
       const name = path.relative(process.cwd(), files[i]!) || files[i]!;
+      if (opts.annotate && reply.ok && reply.annotated) {
+        const out = path.join(opts.annotate, `${path.parse(files[i]!).name}.annotated.jpg`);
+        writeFileSync(out, reply.annotated);
+        delete reply.annotated;
+        if (!opts.json) console.error(`wrote ${out}`);
+      }
       if (opts.json) {
         console.log(JSON.stringify({ file: name, ...reply }, (_k, v: unknown) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v)));
       } else {

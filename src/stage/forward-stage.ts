@@ -36,7 +36,8 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
   });
   await bindOrFail(input, options.from, `${stage} input`);
   output.connect(options.to);
-  ctx.ready({ input: options.from, output: options.to, threads: options.threads, concurrency: options.concurrency, ...processor.describe() });
+  // Endpoints last: a processor's own facts (its model's input and output names) must not hide them.
+  ctx.ready({ ...processor.describe(), input: options.from, output: options.to, threads: options.threads, concurrency: options.concurrency });
 
   const stats = await runPipe<Job>({
     stage,
