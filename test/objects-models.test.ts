@@ -208,7 +208,7 @@ describe('objects profile: detect → classify in-process', { skip: haveModels ?
   test('annotate keeps the pixels, and annotate() draws a JPEG of the same size', async () => {
     const out = await classify.process(await detect.process(job(readImage('person_horse_dog.jpg'), true)));
     assert.ok(out.pixels && out.meta.pixels, 'pixels kept for the sink');
-    const jpeg = await annotate({ data: out.pixels, ...out.meta.pixels }, [
+    const jpeg = await annotate({ data: out.pixels, width: out.meta.pixels.width, height: out.meta.pixels.height, channels: 3 }, [
       ...out.meta.detections!,
       { box: [1, 1, 50, 20], score: 0.5, label: 'text', text: '<b>&"\'' },
     ]);

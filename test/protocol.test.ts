@@ -208,3 +208,76 @@ async function collectN(dealer: zmq.Dealer, n: number, ms: number, _tap?: (r: Re
   }
   return out;
 }
+
+describe('raw frames and imagezmq senders (noop profile, decoding)', () => {
+  let pipe: TestPipeline;
+  before(async () => {
+    pipe = await startPipeline('noop', ['detect.model.decode=true', 'limits.max_pixels=1000000']);
+  });
+  after(async () => {
+    await pipe?.stop();
+  });
+
+  test('a raw BGR frame with shape [h, w, 3] is taken as pixels', async () => {
+    const reply = await reqOnce(pipe.endpoint, [header({ id: 'raw', shape: [40, 60, 3], dtype: 'uint8', pixels: 'bgr' }), Buffer.alloc(40 * 60 * 3, 9)]);
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    if (reply.ok) assert.deepEqual([reply.width, reply.height], [60, 40]);
+  });
+
+  test('a raw gray frame [h, w] draws in colour order: annotate works on it', async () => {
+    const reply = await reqOnce(pipe.endpoint, [header({ id: 'g', shape: [30, 20], annotate: true }), Buffer.alloc(600, 200)]);
+    assert.equal(reply.ok, true);
+    if (reply.ok) assert.equal((await sharp(Buffer.from(reply.annotated!)).metadata()).width, 20);
+  });
+
+  const badRaw: [string, Record<string, unknown>, number, string][] = [
+    ['bytes that do not match the shape', { shape: [40, 60, 3] }, 100, 'BAD_REQUEST'],
+    ['4 channels', { shape: [2, 2, 4] }, 16, 'BAD_REQUEST'],
+    ['a float dtype', { shape: [2, 2, 3], dtype: 'float32' }, 12, 'BAD_REQUEST'],
+    ["pixels 'gray' with 3 channels", { shape: [2, 2, 3], pixels: 'gray' }, 12, 'BAD_REQUEST'],
+    ['dtype without shape', { dtype: 'uint8' }, 12, 'BAD_REQUEST'],
+    ['more pixels than max_pixels', { shape: [2000, 1000] }, 2_000_000, 'TOO_LARGE'],
+  ];
+  for (const [name, fields, bytes, code] of badRaw) {
+    test(`raw frame with ${name} → ${code}`, async () => {
+      const reply = await reqOnce(pipe.endpoint, [header({ id: name, ...fields }), Buffer.alloc(bytes, 1)]);
+      assert.equal(reply.ok, false);
+      assert.equal(reply.id, name);
+      if (!reply.ok) assert.equal(reply.error.code, code, reply.error.message);
+    });
+  }
+
+  /** imagezmq's ImageSender: REQ, frame 1 JSON, frame 2 the bytes, one reply frame. */
+  async function imagezmq(json: Record<string, unknown>, payload: Buffer): Promise<Record<string, unknown>> {
+    const req = new zmq.Request({ linger: 0, receiveTimeout: 10_000 });
+    req.connect(pipe.endpoint);
+    try {
+      await req.send([Buffer.from(JSON.stringify(json)), payload]);
+      const frames = await req.receive();
+      assert.equal(frames.length, 1);
+      return JSON.parse(frames[0]!.toString('utf8')) as Record<string, unknown>;
+    } finally {
+      req.close();
+    }
+  }
+
+  test('imagezmq send_jpg: JSON header {msg}, JPEG frame → JSON reply with the stream name', async () => {
+    const jpg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#123456' } }).jpeg().toBuffer();
+    const reply = await imagezmq({ msg: 'garage-cam' }, jpg);
+    assert.equal(reply.ok, true);
+    assert.equal(reply.stream, 'garage-cam');
+    assert.equal(reply.width, 64);
+  });
+
+  test('imagezmq send_image: dtype and shape, raw BGR → JSON reply', async () => {
+    const reply = await imagezmq({ msg: 'pi', dtype: 'uint8', shape: [48, 64, 3] }, Buffer.alloc(48 * 64 * 3, 3));
+    assert.equal(reply.ok, true);
+    assert.equal(reply.height, 48);
+  });
+
+  test('imagezmq with a bad image gets a JSON error reply', async () => {
+    const reply = await imagezmq({ msg: 'pi' }, Buffer.from('not a jpeg at all'));
+    assert.equal(reply.ok, false);
+    assert.equal((reply.error as { code: string }).code, 'BAD_IMAGE');
+  });
+});

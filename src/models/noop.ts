@@ -1,4 +1,4 @@
-import { decodeImage } from '../image/decode.js';
+import { jobImage } from '../image/job-image.js';
 import type { Job } from '../protocol/job.js';
 import type { StageProcessor } from '../stage/processor.js';
 
@@ -18,8 +18,8 @@ export class NoopProcessor implements StageProcessor {
   }
 
   async process(job: Job): Promise<Job> {
-    if (this.decode && job.image) {
-      const img = await decodeImage(job.image, { maxPixels: this.maxPixels });
+    if (this.decode) {
+      const img = await jobImage(job, this.maxPixels);
       job.meta.width = img.width;
       job.meta.height = img.height;
     }

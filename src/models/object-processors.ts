@@ -1,5 +1,6 @@
 import type { ClassifierConfig, Config, ObjectDetectorConfig } from '../config/schema.js';
-import { decodeImage, type RgbImage } from '../image/decode.js';
+import type { RgbImage } from '../image/decode.js';
+import { jobImage } from '../image/job-image.js';
 import { letterbox, type Letterboxed } from '../image/letterbox.js';
 import { InternalError } from '../protocol/errors.js';
 import type { Job } from '../protocol/job.js';
@@ -50,24 +51,25 @@ export class ObjectDetectProcessor implements StageProcessor {
   }
 
   async process(job: Job): Promise<Job> {
-    if (!job.image) throw new InternalError('detect got a job without an image');
     const timings = job.meta.timings;
     const t0 = performance.now();
     let original: RgbImage | undefined;
     let input: Letterboxed;
-    if (this.classifierFollows || job.meta.options.annotate) {
-      original = await decodeImage(job.image, { maxPixels: this.maxPixels });
+    if (this.classifierFollows || job.meta.options.annotate || !job.image) {
+      original = await jobImage(job, this.maxPixels);
       timings.decode = performance.now() - t0;
       const t1 = performance.now();
       input = await letterbox(original, this.detector.geometry, { maxPixels: this.maxPixels });
       timings.letterbox = performance.now() - t1;
     } else {
+      // Nobody downstream needs the full-size pixels: go from the encoded bytes straight to the
+      // model's input in one sharp pass (shrink-on-load for large JPEGs).
       input = await letterbox(job.image, this.detector.geometry, { maxPixels: this.maxPixels });
       timings.letterbox = performance.now() - t0;
     }
     const { detections, timings: t } = await this.detector.detect(input);
     timings.tensor = t.tensor;
-    timings.detect = t.infer;
+    timings.detect_model = t.infer;
     timings.head = t.head;
     job.meta.width = input.original.width;
     job.meta.height = input.original.height;
@@ -118,7 +120,7 @@ export class ClassifierProcessor implements StageProcessor {
         d.classes = classes[i]!;
       });
       job.meta.timings.crop = timings.crop;
-      job.meta.timings.classify = timings.infer;
+      job.meta.timings.classify_model = timings.infer;
     }
     // Pixels stay only where the sink needs them to draw an annotated image.
     if (!job.meta.options.annotate) {

@@ -1,5 +1,5 @@
 import type { Config, OcrDetConfig, OcrRecConfig } from '../config/schema.js';
-import { decodeImage } from '../image/decode.js';
+import { jobImage } from '../image/job-image.js';
 import { InternalError } from '../protocol/errors.js';
 import type { Job } from '../protocol/job.js';
 import type { Detection } from '../protocol/types.js';
@@ -28,9 +28,8 @@ export class OcrDetectProcessor implements StageProcessor {
   }
 
   async process(job: Job): Promise<Job> {
-    if (!job.image) throw new InternalError('detect got a job without an image');
     const t0 = performance.now();
-    const img = await decodeImage(job.image, { maxPixels: this.maxPixels });
+    const img = await jobImage(job, this.maxPixels);
     const t1 = performance.now();
     const regions = await this.detector.detect(img);
     const t2 = performance.now();
@@ -40,7 +39,7 @@ export class OcrDetectProcessor implements StageProcessor {
       (r): Detection => ({ box: r.box, score: r.score, label: 'text', polygon: r.polygon }),
     );
     job.meta.timings.decode = t1 - t0;
-    job.meta.timings.detect = t2 - t1;
+    job.meta.timings.detect_model = t2 - t1;
     // The encoded bytes are not needed past this point; the pixels are, by classify.
     delete job.image;
     job.pixels = img.data;

@@ -10,11 +10,15 @@ import type { Detection, RequestOptions } from './types.js';
  */
 export type PartName = 'image' | 'pixels';
 
-/** Layout of a `pixels` frame: interleaved uint8, RGB, row-major, no padding. */
+/**
+ * Layout of a `pixels` frame: interleaved uint8, row-major, no padding. Stages past the first
+ * decode always hold RGB; `order` is only other than 'rgb' for raw frames straight from a client.
+ */
 export interface PixelsInfo {
   width: number;
   height: number;
-  channels: 3;
+  channels: 1 | 3;
+  order?: 'rgb' | 'bgr' | 'gray';
 }
 
 export interface JobMeta {

@@ -21,6 +21,17 @@ const headerSchema = z.object({
   annotate: z.boolean().optional(),
   min_score: z.number().min(0).max(1).optional(),
   max_detections: z.number().int().positive().optional(),
+  // Raw frames: frame 2 holds an uncompressed uint8 array instead of an encoded image.
+  shape: z.array(z.number().int().positive().safe()).min(2).max(3).optional(),
+  dtype: z.literal('uint8', { message: "only 'uint8' is supported" }).optional(),
+  pixels: z.enum(['bgr', 'rgb', 'gray']).optional(),
+});
+
+/** imagezmq's ImageSender header: {"msg": NAME} for JPEG, plus dtype and shape for a raw array. */
+const imagezmqSchema = z.object({
+  msg: z.string().max(256).optional(),
+  dtype: z.string().optional(),
+  shape: z.array(z.number().int().positive().safe()).min(2).max(3).optional(),
 });
 
 const requestUnpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
@@ -28,9 +39,27 @@ const requestUnpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int
 // no records, no structures, no extension types.
 const replyPackr = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true });
 
+/** Layout of a raw frame as the client sent it. */
+export interface RawLayout {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  order: 'bgr' | 'rgb' | 'gray';
+}
+
 export interface ParsedRequest {
   header: RequestHeader;
+  /** Encoded image bytes, or the raw array when `raw` is set. */
   image: Buffer;
+  raw?: RawLayout;
+  /** msgpack for protocol v1 clients, json for imagezmq senders. */
+  format: 'msgpack' | 'json';
+}
+
+/** What the caller learns about a request even when it fails, to shape the error reply. */
+export interface RequestSalvage {
+  id: string | number | null;
+  format: 'msgpack' | 'json';
 }
 
 export interface RequestLimits {
@@ -46,18 +75,26 @@ export function salvageId(raw: unknown): string | number | null {
   return null;
 }
 
-/** Throws BadRequestError / TooLargeError with a message that names the problem. `idOut` gets the id as soon as it is known. */
-export function parseRequest(body: Buffer[], limits: RequestLimits, idOut?: { id: string | number | null }): ParsedRequest {
+/**
+ * Throws BadRequestError / TooLargeError with a message that names the problem. `salvage` learns
+ * the id and reply format as soon as they are known, so even a failure is answered in kind.
+ */
+export function parseRequest(body: Buffer[], limits: RequestLimits, salvage?: RequestSalvage): ParsedRequest {
   if (body.length === 0) throw new BadRequestError('empty request: expected [header, image?]');
   if (body.length > 2) throw new BadRequestError(`request has ${body.length} frames: expected [header, image?]`);
   const size = body.reduce((n, f) => n + f.length, 0);
+  // imagezmq senders put a JSON object in frame 1; '{' (0x7b) is never the start of a msgpack map.
+  if (body[0]![0] === 0x7b) {
+    if (salvage) salvage.format = 'json';
+    return parseImagezmq(body, size, limits);
+  }
   let raw: unknown;
   try {
     raw = requestUnpackr.unpack(body[0]!);
   } catch (err) {
     throw new BadRequestError('header (frame 1) is not msgpack', { cause: err });
   }
-  if (idOut) idOut.id = salvageId(raw);
+  if (salvage) salvage.id = salvageId(raw);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || raw instanceof Uint8Array) {
     throw new BadRequestError('header (frame 1) must be a msgpack map');
   }
@@ -87,7 +124,48 @@ export function parseRequest(body: Buffer[], limits: RequestLimits, idOut?: { id
   if (h.annotate !== undefined) header.annotate = h.annotate;
   if (h.min_score !== undefined) header.min_score = h.min_score;
   if (h.max_detections !== undefined) header.max_detections = h.max_detections;
-  return { header, image };
+  const parsed: ParsedRequest = { header, image, format: 'msgpack' };
+  if (h.shape !== undefined) parsed.raw = rawLayout(h.shape, h.pixels, image.length);
+  else if (h.dtype !== undefined || h.pixels !== undefined) throw new BadRequestError("header fields 'dtype'/'pixels' need 'shape' (raw frames)");
+  return parsed;
+}
+
+function parseImagezmq(body: Buffer[], size: number, limits: RequestLimits): ParsedRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(body[0]!.toString('utf8'));
+  } catch (err) {
+    throw new BadRequestError('header (frame 1) starts with { but is not JSON', { cause: err });
+  }
+  const result = imagezmqSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new BadRequestError(`imagezmq header field '${issue.path.join('.') || 'header'}': ${issue.message}`);
+  }
+  if (size > limits.maxMessageBytes) throw new TooLargeError(`message is ${size} bytes; the limit is ${limits.maxMessageBytes}`);
+  const image = body[1];
+  if (!image || image.length === 0) throw new BadRequestError('no image: imagezmq sends it as frame 2');
+  const h = result.data;
+  const header: RequestHeader = { id: h.msg ?? null };
+  if (h.msg !== undefined) header.stream = h.msg;
+  const parsed: ParsedRequest = { header, image, format: 'json' };
+  if (h.shape !== undefined) {
+    if (h.dtype !== 'uint8') throw new BadRequestError(`imagezmq dtype '${h.dtype}': only 'uint8' is supported`);
+    // send_image sends OpenCV arrays: BGR, or one plane for grayscale.
+    parsed.raw = rawLayout(h.shape, undefined, image.length);
+  }
+  return parsed;
+}
+
+function rawLayout(shape: number[], pixels: 'bgr' | 'rgb' | 'gray' | undefined, bytes: number): RawLayout {
+  const [height, width, c = 1] = shape as [number, number, number?];
+  if (c !== 1 && c !== 3) throw new BadRequestError(`shape ${JSON.stringify(shape)}: channels must be 1 or 3`);
+  const order = pixels ?? (c === 1 ? 'gray' : 'bgr');
+  if ((order === 'gray') !== (c === 1)) throw new BadRequestError(`pixels '${order}' does not fit shape ${JSON.stringify(shape)}`);
+  if (width * height * c !== bytes) {
+    throw new BadRequestError(`shape ${JSON.stringify(shape)} needs ${width * height * c} bytes of uint8, frame 2 has ${bytes}`);
+  }
+  return { width, height, channels: c, order };
 }
 
 export function encodeReply(reply: Reply, format: 'msgpack' | 'json' = 'msgpack'): Buffer {

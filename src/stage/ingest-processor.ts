@@ -1,13 +1,14 @@
 import type { Config } from '../config/schema.js';
+import { TooLargeError } from '../protocol/errors.js';
 import type { Job } from '../protocol/job.js';
-import { parseRequest } from '../protocol/request.js';
+import { parseRequest, type RequestSalvage } from '../protocol/request.js';
 import type { StageProcessor } from './processor.js';
 
 /** A client message as ingest's ROUTER delivers it, envelope split off. */
 export interface ClientRequest {
   body: Buffer[];
-  /** Filled as soon as the header's id is readable, so even a failure echoes it. */
-  idOut: { id: string | number | null };
+  /** Filled as soon as the header's id and format are known, so even a failure is answered in kind. */
+  salvage: RequestSalvage;
 }
 
 /**
@@ -35,7 +36,7 @@ export class IngestProcessor implements StageProcessor<ClientRequest, Job> {
   /** The synchronous core of process(): ingest calls it on its hot path without a promise. */
   toJob(request: ClientRequest): Job {
     const limits = this.config.limits;
-    const { header, image } = parseRequest(request.body, { maxMessageBytes: limits.max_message_bytes }, request.idOut);
+    const { header, image, raw, format } = parseRequest(request.body, { maxMessageBytes: limits.max_message_bytes }, request.salvage);
     const now = Date.now();
     const timeout = Math.min(header.timeout_ms ?? limits.default_timeout_ms, limits.max_timeout_ms);
     const job: Job = {
@@ -49,8 +50,18 @@ export class IngestProcessor implements StageProcessor<ClientRequest, Job> {
         timings: {},
         parts: [],
       },
-      image,
     };
+    if (raw) {
+      // Raw arrays go on as pixels: the stage that needs RGB converts them, once.
+      if (raw.width * raw.height > limits.max_pixels) {
+        throw new TooLargeError(`image is ${raw.width}×${raw.height} = ${raw.width * raw.height} pixels; the limit is ${limits.max_pixels}`);
+      }
+      job.pixels = image;
+      job.meta.pixels = { width: raw.width, height: raw.height, channels: raw.channels, order: raw.order };
+    } else {
+      job.image = image;
+    }
+    if (format === 'json') job.meta.format = 'json';
     if (header.stream !== undefined) job.meta.stream = header.stream;
     if (header.frame !== undefined) job.meta.frame = header.frame;
     if (header.annotate !== undefined) job.meta.options.annotate = header.annotate;

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { ErrorCode, toWireError, type WireError } from '../protocol/errors.js';
 import { decodeResult, encodeJob } from '../protocol/job.js';
-import { encodeReply, errorReply } from '../protocol/request.js';
+import { encodeReply, errorReply, type RequestSalvage } from '../protocol/request.js';
 import { until } from '../transport/receive.js';
 import { SocketWriter } from '../transport/writer.js';
 import { IngestProcessor } from './ingest-processor.js';
@@ -73,20 +73,18 @@ export class IngestServer {
     const delimited = frames.length > 1 && frames[1]!.length === 0;
     const envelope = frames.slice(0, delimited ? 2 : 1);
     const body = frames.slice(envelope.length);
-    const idOut = { id: null as string | number | null };
+    const salvage: RequestSalvage = { id: null, format: 'msgpack' };
     let job;
     try {
-      job = this.processor.toJob({ body, idOut });
+      job = this.processor.toJob({ body, salvage });
     } catch (err) {
-      this.rejectNow(envelope, idOut.id, toWireError(err));
+      this.rejectNow(envelope, salvage.id, salvage.format, toWireError(err));
       return;
     }
     const meta = job.meta;
     if (this.pending.size >= this.config.limits.max_inflight || !this.toNext.offer(encodeJob(job))) {
-      this.rejectNow(envelope, meta.id, {
-        code: ErrorCode.OVERLOADED,
-        message: `pipeline is full (${this.pending.size} requests in flight); retry later`,
-      }, meta);
+      const message = `pipeline is full (${this.pending.size} requests in flight); retry later`;
+      this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message }, meta);
       return;
     }
     this.stats.accepted++;
@@ -122,10 +120,16 @@ export class IngestServer {
     if (!this.toClients.offer([...req.envelope, body])) this.log.error({ id: req.id }, 'client reply queue full; reply dropped');
   }
 
-  private rejectNow(envelope: Buffer[], id: string | number | null, error: WireError, extra?: { stream?: string; frame?: number }): void {
+  private rejectNow(
+    envelope: Buffer[],
+    id: string | number | null,
+    format: 'msgpack' | 'json',
+    error: WireError,
+    extra?: { stream?: string; frame?: number },
+  ): void {
     this.stats.rejected++;
     this.log.debug({ id, code: error.code, message: error.message }, 'request rejected');
-    this.toClients.offer([...envelope, encodeReply(errorReply(id, error, extra))]);
+    this.toClients.offer([...envelope, encodeReply(errorReply(id, error, extra), format)]);
   }
 
   /** After intake stopped: waits up to `graceMs` for pending results, then answers the rest so none goes unanswered. */

@@ -11,19 +11,13 @@ export interface SinkOutput {
 }
 
 /**
- * Draws the detections on the job's image: the decoded pixels a stage kept for this purpose, or
- * the original bytes decoded here when no stage decoded them (the noop profile).
+ * Draws the detections on the job's image: the pixels a stage kept for this purpose, or the
+ * client's bytes decoded here when no stage decoded them (the noop profile).
  */
 export async function annotateJob(job: Job, detections: Detection[], maxPixels: number): Promise<Buffer | undefined> {
-  const { annotate } = await import('../image/annotate.js');
-  if (job.pixels && job.meta.pixels) {
-    return annotate({ data: job.pixels, width: job.meta.pixels.width, height: job.meta.pixels.height, channels: 3 }, detections);
-  }
-  if (job.image) {
-    const { decodeImage } = await import('../image/decode.js');
-    return annotate(await decodeImage(job.image, { maxPixels }), detections);
-  }
-  return undefined;
+  const [{ annotate }, { jobImage }] = await Promise.all([import('../image/annotate.js'), import('../image/job-image.js')]);
+  if (!job.image && !job.pixels) return undefined;
+  return annotate(await jobImage(job, maxPixels), detections);
 }
 
 type Annotator = (job: Job, detections: Detection[]) => Promise<Buffer | undefined>;
