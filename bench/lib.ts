@@ -1,6 +1,6 @@
 import { Client } from '../src/client/client.js';
 import { launchPipeline, type Pipeline } from '../src/cli/launcher.js';
-import { createServer } from 'node:net';
+import { loopbackTransport } from '../src/transport/ports.js';
 
 export interface LoadResult {
   concurrency: number;
@@ -56,30 +56,10 @@ export async function offerLoad(endpoint: string, images: Buffer[], concurrency:
   return summarize(concurrency, latencies, errors, seconds);
 }
 
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
 /** A whole pipeline on free loopback ports, for one scenario. */
 export async function benchPipeline(profile: string, sets: string[] = []): Promise<Pipeline> {
-  const [a, b, c, d, e] = await freePorts(5);
-  const transport = [
-    `transport.clients=tcp://127.0.0.1:${a}`,
-    `transport.detect=tcp://127.0.0.1:${b}`,
-    `transport.classify=tcp://127.0.0.1:${c}`,
-    `transport.sink=tcp://127.0.0.1:${d}`,
-    `transport.replies=tcp://127.0.0.1:${e}`,
-    'log.level=warn',
-  ];
-  return launchPipeline({ flags: { profile, set: [...transport, ...sets] }, stdio: 'pipe' });
+  const transport = await loopbackTransport();
+  return launchPipeline({ flags: { profile, set: [...transport, 'log.level=warn', ...sets] }, stdio: 'pipe' });
 }
 
 export function table(headers: string[], rows: (string | number)[][]): string {

@@ -1,7 +1,8 @@
 // The plumbing alone: the noop profile through all four stages against a bare ZeroMQ REQ/REP
 // echo of the same bytes, in lockstep (concurrency 1) and pipelined.
 import * as zmq from 'zeromq';
-import { benchPipeline, freePorts, offerLoad, summarize, table, type Scenario } from './lib.js';
+import { freePorts } from '../src/transport/ports.js';
+import { benchPipeline, offerLoad, summarize, table, type Scenario } from './lib.js';
 
 async function echoLockstep(payload: Buffer, count: number) {
   const [port] = await freePorts(1);

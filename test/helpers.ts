@@ -1,8 +1,8 @@
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
+import { freePorts, loopbackTransport } from '../src/transport/ports.js';
 import { launchPipeline, type LaunchOptions, type Pipeline } from '../src/cli/launcher.js';
 import { decodeReply, encodeHeader } from '../src/protocol/request.js';
 import type { Reply } from '../src/protocol/types.js';
@@ -11,30 +11,10 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const sharedDir = path.resolve(repoRoot, '../shared');
 export const hasShared = existsSync(path.join(sharedDir, 'models', 'MANIFEST.md'));
 
-/** Ports the OS says are free right now (bound to 0, then released). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+export { freePorts };
 
 /** `--set` flags that put every hop of one pipeline on its own free loopback ports. */
-export async function transportSets(): Promise<string[]> {
-  const [clients, detect, classify, sink, replies] = await freePorts(5);
-  return [
-    `transport.clients=tcp://127.0.0.1:${clients}`,
-    `transport.detect=tcp://127.0.0.1:${detect}`,
-    `transport.classify=tcp://127.0.0.1:${classify}`,
-    `transport.sink=tcp://127.0.0.1:${sink}`,
-    `transport.replies=tcp://127.0.0.1:${replies}`,
-  ];
-}
+export const transportSets = loopbackTransport;
 
 export interface TestPipeline extends Pipeline {
   sets: string[];

@@ -6,6 +6,7 @@ import { packageRoot } from '../config/load.js';
 import { Client } from '../client/client.js';
 import type { Reply } from '../protocol/types.js';
 import type { StageName } from '../stage/setup.js';
+import { loopbackTransport } from '../transport/ports.js';
 import { expandImages } from './files.js';
 import { formatReply } from './format.js';
 import { launchPipeline, stageFile, STAGES, type Pipeline } from './launcher.js';
@@ -49,7 +50,8 @@ addConfigOptions(
   const samples = path.join(packageRoot, 'samples');
   const files = expandImages([samples]);
   console.error(`framepipe demo: starting the pipeline (profile ${flags.profile ?? 'ocr'})…`);
-  const pipeline = await launchOrFail(flags, 'pipe');
+  // Its own free ports: the demo must work even while `npm start` holds the default ones.
+  const pipeline = await launchOrFail({ ...flags, set: [...(await loopbackTransport()), ...(flags.set ?? [])] }, 'pipe');
   let failed = 0;
   try {
     console.error(`framepipe demo: pipeline ready at ${pipeline.endpoint}; sending ${files.length} sample images\n`);
