@@ -1,0 +1,121 @@
+"""Protocol v1 on the client side: what a request's frames hold and what a reply looks like.
+
+docs/protocol.md is the contract; this module is the one place the Python client builds request
+frames, so both clients (REQ and DEALER) send exactly the same bytes. numpy and OpenCV are imported
+only when an array is sent, so sending encoded bytes needs nothing beyond msgpack.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union
+
+import msgpack
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Pixels = Literal["bgr", "rgb", "gray"]
+RequestId = Union[str, int]
+ImageInput = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", "np.ndarray"]
+"""Encoded image bytes, a path to an image file, or a uint8 numpy array (h×w or h×w×c)."""
+
+
+class ClassScore(TypedDict):
+    label: str
+    score: float
+
+
+class Detection(TypedDict, total=False):
+    box: list[float]
+    score: float
+    label: str
+    polygon: list[list[float]]
+    text: str
+    text_score: float
+    classes: list[ClassScore]
+
+
+class ErrorInfo(TypedDict):
+    code: str
+    message: str
+
+
+class Reply(TypedDict, total=False):
+    """One reply, exactly the msgpack map of docs/protocol.md (``ok`` tells which keys are present)."""
+
+    id: RequestId | None
+    ok: bool
+    width: int
+    height: int
+    detections: list[Detection]
+    timings_ms: dict[str, float]
+    stream: str
+    frame: int
+    annotated: bytes
+    error: ErrorInfo
+
+
+DEFAULT_JPEG_QUALITY = 90
+
+
+def encode_request(
+    image: ImageInput,
+    header: dict[str, Any],
+    *,
+    raw: bool = False,
+    pixels: Pixels = "bgr",
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+) -> list[bytes | memoryview]:
+    """The request body ``[header, image]`` for one image.
+
+    ``header`` holds the protocol fields (id, stream, frame, timeout_ms, …); fields set to None are
+    left out, so the server applies its defaults. Arrays go as JPEG unless ``raw`` is true: JPEG is
+    ~10× smaller on the wire, raw skips the encode/decode cost on a fast local link.
+    """
+    fields = {k: v for k, v in header.items() if v is not None}
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        payload: bytes | memoryview = bytes(image) if isinstance(image, bytearray) else image
+    elif isinstance(image, (str, os.PathLike)):
+        with open(image, "rb") as f:
+            payload = f.read()
+    else:
+        payload, extra = _encode_array(image, raw=raw, pixels=pixels, jpeg_quality=jpeg_quality)
+        fields.update(extra)
+    if len(payload) == 0:
+        raise ValueError("empty image")
+    return [msgpack.packb(fields), payload]
+
+
+def _encode_array(array: Any, *, raw: bool, pixels: Pixels, jpeg_quality: int) -> tuple[bytes | memoryview, dict[str, Any]]:
+    """JPEG bytes (no extra header fields), or the raw array with its ``shape``/``dtype``/``pixels`` fields."""
+    import numpy as np
+
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"image must be bytes, a path or a numpy array, not {type(array).__name__}")
+    if array.dtype != np.uint8:
+        raise ValueError(f"image array must be uint8, not {array.dtype}")
+    channels = 1 if array.ndim == 2 else array.shape[2] if array.ndim == 3 else 0
+    if channels not in (1, 3):
+        raise ValueError(f"image array must be h×w or h×w×c with c = 1 or 3, not shape {array.shape}")
+    if (pixels == "gray" and channels != 1) or (pixels == "rgb" and channels != 3):
+        raise ValueError(f"pixels '{pixels}' does not fit shape {array.shape}")
+    if raw:
+        order = "gray" if channels == 1 else pixels
+        data = np.ascontiguousarray(array)
+        return memoryview(data).cast("B"), {"shape": list(array.shape), "dtype": "uint8", "pixels": order}
+    import cv2
+
+    if channels == 3 and pixels == "rgb":
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, jpeg = cv2.imencode(".jpg", array, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    if not ok:
+        raise ValueError(f"OpenCV could not JPEG-encode an array of shape {array.shape}")
+    return jpeg.tobytes(), {}
+
+
+def decode_reply(frame: bytes) -> Reply:
+    """A reply frame as a dict (plain msgpack, no extension types)."""
+    reply = msgpack.unpackb(frame)
+    if not isinstance(reply, dict):
+        raise ValueError("reply is not a msgpack map")
+    return reply  # type: ignore[return-value]

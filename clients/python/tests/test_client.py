@@ -1,0 +1,96 @@
+"""Client (REQ, Lazy Pirate) against a live noop pipeline that decodes images."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from conftest import Pipeline, png
+from framepipe import BadImage, BadRequest, Client, ClientTimeout, TooLarge, check
+from framepipe.errors import ERRORS
+
+
+def test_error_classes_mirror_the_protocol_codes() -> None:
+    codes = Path(__file__).resolve().parents[3].joinpath("src/protocol/errors.ts").read_text()
+    for code in ERRORS:
+        assert f"{code}: '{code}'" in codes
+    assert codes.count(": '") == len(ERRORS)
+
+
+def test_bytes_path_and_array(pipeline: Pipeline, tmp_path: Path) -> None:
+    file = tmp_path / "grey.png"
+    file.write_bytes(png(40, 30))
+    with Client(pipeline.endpoint, timeout=10) as client:
+        from_bytes = client.infer(png(64, 48), id="b", stream="cam", frame=3)
+        from_path = client.infer(file)
+        from_str = client.infer(str(file))
+        from_array = client.infer(np.zeros((24, 32, 3), dtype=np.uint8))
+    assert (from_bytes["id"], from_bytes["ok"], from_bytes["width"], from_bytes["height"]) == ("b", True, 64, 48)
+    assert (from_bytes["stream"], from_bytes["frame"]) == ("cam", 3)
+    assert (from_path["width"], from_path["height"]) == (40, 30) == (from_str["width"], from_str["height"])
+    assert (from_array["width"], from_array["height"]) == (32, 24)
+    assert from_path["detections"] == [] and "total" in from_path["timings_ms"]
+
+
+def test_error_replies_raise_their_class(pipeline: Pipeline) -> None:
+    with Client(pipeline.endpoint, timeout=10) as client:
+        with pytest.raises(BadImage) as bad_image:
+            client.infer(np.random.default_rng(1).bytes(2000), id="junk")
+        with pytest.raises(BadRequest, match="min_score"):
+            client.infer(png(8, 8), min_score=2)
+        with pytest.raises(TooLarge):  # the fixture caps images at 1 Mpixel
+            client.infer(png(1100, 1000))
+    assert bad_image.value.code == "BAD_IMAGE" and bad_image.value.request_id == "junk"
+
+
+def test_error_replies_as_dicts(pipeline: Pipeline) -> None:
+    with Client(pipeline.endpoint, timeout=10, raise_on_error=False) as client:
+        reply = client.infer(b"definitely not an image")
+    assert reply["ok"] is False and reply["error"]["code"] == "BAD_IMAGE"
+    with pytest.raises(BadImage):
+        check(reply)
+
+
+def test_dead_endpoint_times_out_after_retries(dead_endpoint: str) -> None:
+    started = time.monotonic()
+    with Client(dead_endpoint, timeout=0.3, retries=2) as client:
+        with pytest.raises(ClientTimeout, match=dead_endpoint) as err:
+            client.infer(png(8, 8))
+    elapsed = time.monotonic() - started
+    assert err.value.attempts == 3
+    assert 3 * 0.3 <= elapsed < 3 * (0.3 + 0.25) + 1.0
+
+
+def test_retry_on_a_fresh_socket_gets_the_reply() -> None:
+    """Lazy Pirate: a server that swallows the first request still answers the retry, sent on a new socket."""
+    context = zmq.Context.instance()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        for attempt in range(2):
+            if not router.poll(5000):
+                return
+            identity, empty, header, _image = router.recv_multipart()
+            seen.append(identity)
+            if attempt == 1:
+                reply = {"id": msgpack.unpackb(header)["id"], "ok": True, "width": 1, "height": 1, "detections": [], "timings_ms": {"total": 0}}
+                router.send_multipart([identity, empty, msgpack.packb(reply)])
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=0.3, retries=1) as client:
+            reply = client.infer(b"any bytes", id=7)
+    finally:
+        server.join()
+        router.close()
+    assert reply["id"] == 7 and reply["ok"]
+    assert len(seen) == 2 and seen[0] != seen[1]
