@@ -1,14 +1,12 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { packageRoot } from '../config/load.js';
-import { Client } from '../client/client.js';
-import type { Reply } from '../protocol/types.js';
 import type { StageName } from '../stage/setup.js';
 import { loopbackTransport } from '../transport/ports.js';
 import { expandImages } from './files.js';
-import { formatReply } from './format.js';
+import { formatSummary, inferFiles, type InferFilesOptions, type InferSummary } from './infer-files.js';
 import { launchPipeline, stageFile, STAGES, type Pipeline } from './launcher.js';
 import { addConfigOptions, toArgv, type ConfigFlags } from './options.js';
 
@@ -38,10 +36,12 @@ program
   .option('-t, --timeout <ms>', 'per-image timeout', (v) => parsePositive(v, '--timeout'), 30_000)
   .option('-w, --inflight <n>', 'requests in flight at once', (v) => parsePositive(v, '--inflight'), 8)
   .option('-a, --annotate <dir>', 'write an annotated JPEG of every image (boxes, labels, text) into DIR')
-  .action(async (images: string[], opts: InferFlags) => {
+  .option('-o, --out <file>', 'write the replies as JSON lines to FILE (progress bar and summary on stderr)')
+  .action(async (images: string[], opts: InferFilesOptions & { endpoint: string }) => {
     const files = expandOrFail(images);
-    const failed = await inferFiles(opts.endpoint ?? 'tcp://127.0.0.1:5555', files, opts);
-    process.exitCode = failed > 0 ? 1 : 0;
+    const summary = await inferFiles(opts.endpoint, files, opts);
+    if (!opts.json || opts.out) console.error(formatSummary(summary));
+    process.exitCode = Object.keys(summary.errors).length > 0 ? 1 : 0;
   });
 
 addConfigOptions(
@@ -52,15 +52,16 @@ addConfigOptions(
   console.error(`framepipe demo: starting the pipeline (profile ${flags.profile ?? 'ocr'})…`);
   // Its own free ports: the demo must work even while `npm start` holds the default ones.
   const pipeline = await launchOrFail({ ...flags, set: [...(await loopbackTransport()), ...(flags.set ?? [])] }, 'pipe');
-  let failed = 0;
+  let summary: InferSummary;
   try {
     console.error(`framepipe demo: pipeline ready at ${pipeline.endpoint}; sending ${files.length} sample images\n`);
-    failed = await inferFiles(pipeline.endpoint, files, { timeout: 60_000, inflight: 4 }, readExpected(samples));
+    const expected = readExpected(samples);
+    summary = await inferFiles(pipeline.endpoint, files, { timeout: 60_000, inflight: 4, ...(expected ? { expected } : {}) });
   } finally {
     await pipeline.stop();
   }
-  console.error(`\nframepipe demo: done, pipeline stopped.`);
-  process.exitCode = failed > 0 ? 1 : 0;
+  console.error(`\n${formatSummary(summary)}\nframepipe demo: done, pipeline stopped.`);
+  process.exitCode = Object.keys(summary.errors).length > 0 ? 1 : 0;
 });
 
 async function startPipeline(flags: ConfigFlags): Promise<void> {
@@ -93,52 +94,6 @@ async function launchOrFail(flags: ConfigFlags, stdio: 'inherit' | 'pipe'): Prom
   } catch (err) {
     fail((err as Error).message);
   }
-}
-
-interface InferFlags {
-  endpoint?: string;
-  json?: boolean;
-  timeout: number;
-  inflight: number;
-  annotate?: string;
-}
-
-async function inferFiles(endpoint: string, files: string[], opts: InferFlags, expected?: Record<string, string[]>): Promise<number> {
-  if (opts.annotate) mkdirSync(opts.annotate, { recursive: true });
-  const client = new Client(endpoint, { timeoutMs: opts.timeout, window: opts.inflight });
-  let failed = 0;
-  const t0 = performance.now();
-  try {
-    // Sent pipelined, printed in the order given.
-    const replies = files.map((file) =>
-      client.infer(readFileSync(file), opts.annotate ? { annotate: true } : {}).catch((err: Error): Reply => ({ id: null, ok: false, error: { code: 'TIMEOUT', message: err.message } })),
-    );
-    for (let i = 0; i < files.length; i++) {
-      const reply = await replies[i]!;
-      if (!reply.ok) failed++;
-      const name = path.relative(process.cwd(), files[i]!) || files[i]!;
-      if (opts.annotate && reply.ok && reply.annotated) {
-        const out = path.join(opts.annotate, `${path.parse(files[i]!).name}.annotated.jpg`);
-        writeFileSync(out, reply.annotated);
-        delete reply.annotated;
-        if (!opts.json) console.error(`wrote ${out}`);
-      }
-      if (opts.json) {
-        console.log(JSON.stringify({ file: name, ...reply }, (_k, v: unknown) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v)));
-      } else {
-        console.log(formatReply(name, reply));
-        const want = expected?.[path.basename(files[i]!)];
-        if (want) console.log(`  expected: ${want.map((l) => `"${l}"`).join(' ')}`);
-      }
-    }
-  } finally {
-    await client.close();
-  }
-  if (!opts.json) {
-    const secs = (performance.now() - t0) / 1000;
-    console.error(`${files.length} image(s), ${failed} error(s), ${(files.length / secs).toFixed(1)} images/s`);
-  }
-  return failed;
 }
 
 function readExpected(dir: string): Record<string, string[]> | undefined {

@@ -1,0 +1,141 @@
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import { Client } from '../client/client.js';
+import type { Reply } from '../protocol/types.js';
+import { formatReply } from './format.js';
+
+export interface InferFilesOptions {
+  timeout: number;
+  inflight: number;
+  /** Print raw replies as JSON lines on stdout. */
+  json?: boolean;
+  /** Write JSON lines to this file instead of printing results. */
+  out?: string;
+  /** Write annotated JPEGs into this folder. */
+  annotate?: string;
+  /** Expected text per file name, printed under each result (the demo). */
+  expected?: Record<string, string[]>;
+}
+
+export interface InferSummary {
+  count: number;
+  errors: Record<string, number>;
+  seconds: number;
+}
+
+/**
+ * Sends files through the pipeline with `inflight` requests in flight, reading each file only
+ * when its turn comes (a folder of 100 000 frames must not be loaded at once), and reports the
+ * results in the order given. Long runs show a progress bar with rate and ETA on a terminal,
+ * and a plain line every few seconds otherwise.
+ */
+export async function inferFiles(endpoint: string, files: string[], opts: InferFilesOptions): Promise<InferSummary> {
+  if (opts.annotate) mkdirSync(opts.annotate, { recursive: true });
+  const out = opts.out ? createWriteStream(opts.out) : undefined;
+  const quietResults = Boolean(out);
+  const progress = makeProgress(files.length, quietResults || Boolean(opts.json));
+  const client = new Client(endpoint, { timeoutMs: opts.timeout, window: opts.inflight });
+  const errors: Record<string, number> = {};
+  const done = new Map<number, Reply>();
+  let nextToSend = 0;
+  let nextToReport = 0;
+  const t0 = performance.now();
+
+  const report = (i: number, reply: Reply) => {
+    const file = files[i]!;
+    const name = path.relative(process.cwd(), file) || file;
+    if (!reply.ok) errors[reply.error.code] = (errors[reply.error.code] ?? 0) + 1;
+    if (opts.annotate && reply.ok && reply.annotated) {
+      writeFileSync(path.join(opts.annotate, `${path.parse(file).name}.annotated.jpg`), reply.annotated);
+      delete reply.annotated;
+    }
+    if (out || opts.json) {
+      const line = JSON.stringify({ file: name, ...reply }, (_k, v: unknown) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v));
+      if (out) out.write(`${line}\n`);
+      else console.log(line);
+    } else {
+      console.log(formatReply(name, reply));
+      const want = opts.expected?.[path.basename(file)];
+      if (want) console.log(`  expected: ${want.map((l) => `"${l}"`).join(' ')}`);
+    }
+    progress.tick();
+  };
+
+  const worker = async () => {
+    while (nextToSend < files.length) {
+      const i = nextToSend++;
+      let reply: Reply;
+      try {
+        reply = await client.infer(await readFile(files[i]!), opts.annotate ? { annotate: true } : {});
+      } catch (err) {
+        const code = (err as { code?: string }).code === 'ENOENT' ? 'BAD_REQUEST' : 'TIMEOUT';
+        reply = { id: null, ok: false, error: { code, message: (err as Error).message } };
+      }
+      done.set(i, reply);
+      while (done.has(nextToReport)) {
+        report(nextToReport, done.get(nextToReport)!);
+        done.delete(nextToReport++);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(opts.inflight, files.length) }, worker));
+  } finally {
+    await client.close();
+    progress.stop();
+    if (out) await new Promise((r) => out.end(r));
+  }
+  return { count: files.length, errors, seconds: (performance.now() - t0) / 1000 };
+}
+
+export function formatSummary(s: InferSummary): string {
+  const failed = Object.values(s.errors).reduce((a, b) => a + b, 0);
+  const byCode = Object.entries(s.errors).map(([code, n]) => `${code} ${n}`).join(', ');
+  return `${s.count} image(s), ${failed} error(s)${byCode ? ` (${byCode})` : ''}, ${(s.count / s.seconds).toFixed(1)} images/s`;
+}
+
+interface Progress {
+  tick(): void;
+  stop(): void;
+}
+
+function makeProgress(total: number, wanted: boolean): Progress {
+  if (!wanted || total < 2) return { tick() {}, stop() {} };
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      { format: '{bar} {value}/{total} images | {rate} img/s | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 50 },
+      cliProgress.Presets.shades_classic,
+    );
+    const t0 = performance.now();
+    let n = 0;
+    bar.start(total, 0, { rate: '0.0' });
+    return {
+      tick() {
+        n++;
+        bar.update(n, { rate: (n / ((performance.now() - t0) / 1000)).toFixed(1) });
+      },
+      stop() {
+        bar.stop();
+      },
+    };
+  }
+  // Not a terminal (CI logs, pipes): a plain line every 5 s instead of a redrawn bar.
+  const t0 = performance.now();
+  let n = 0;
+  let last = t0;
+  return {
+    tick() {
+      n++;
+      const now = performance.now();
+      if (now - last >= 5000) {
+        last = now;
+        const rate = n / ((now - t0) / 1000);
+        console.error(`${n}/${total} images, ${rate.toFixed(1)} img/s, ETA ${Math.round((total - n) / rate)} s`);
+      }
+    },
+    stop() {},
+  };
+}
+

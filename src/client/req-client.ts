@@ -1,0 +1,69 @@
+import * as zmq from 'zeromq';
+import { decodeReply, encodeHeader } from '../protocol/request.js';
+import type { Reply } from '../protocol/types.js';
+import { ClientTimeoutError, type InferOptions } from './client.js';
+
+export interface ReqClientOptions {
+  /** Time to wait for each attempt's reply, ms. */
+  timeoutMs?: number;
+  /** Attempts after the first one times out. */
+  retries?: number;
+}
+
+/**
+ * Request/reply, one at a time, with the Lazy Pirate pattern: a REQ socket whose reply never
+ * came is stuck in its send/receive lock-step, so on timeout it is closed and a fresh one opened
+ * before retrying. Rejects with ClientTimeoutError, naming the endpoint, when every attempt timed out.
+ */
+export class ReqClient {
+  private socket: zmq.Request | undefined;
+  private seq = 0;
+  readonly timeoutMs: number;
+  readonly retries: number;
+
+  constructor(
+    readonly endpoint: string,
+    options: ReqClientOptions = {},
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.retries = options.retries ?? 2;
+  }
+
+  async infer(image: Buffer, options: InferOptions = {}): Promise<Reply> {
+    const { timeoutMs = this.timeoutMs, ...fields } = options;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      const socket = this.open(timeoutMs);
+      const id = ++this.seq;
+      try {
+        await socket.send([encodeHeader({ ...fields, id, timeout_ms: timeoutMs }), image]);
+        const [frame] = await socket.receive();
+        const reply = decodeReply(frame!);
+        if (reply.id === id) return reply;
+        // A REQ socket cannot get another request's reply; anything else is a broken peer.
+        throw new Error(`reply for id ${String(reply.id)} to request ${id}`);
+      } catch (err) {
+        this.reset();
+        if ((err as { code?: string }).code !== 'EAGAIN') throw err;
+      }
+    }
+    throw new ClientTimeoutError(this.endpoint, timeoutMs * (this.retries + 1));
+  }
+
+  close(): void {
+    this.reset();
+  }
+
+  private open(timeoutMs: number): zmq.Request {
+    if (!this.socket) {
+      // ZMQ_RCVTIMEO turns a missing reply into EAGAIN instead of a receive that never returns.
+      this.socket = new zmq.Request({ linger: 0, receiveTimeout: timeoutMs + 500, sendTimeout: timeoutMs });
+      this.socket.connect(this.endpoint);
+    }
+    return this.socket;
+  }
+
+  private reset(): void {
+    this.socket?.close();
+    this.socket = undefined;
+  }
+}
