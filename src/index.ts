@@ -1,5 +1,7 @@
 // The public API of the framepipe package: an explicit list, values and types apart.
 export { Client, ClientTimeoutError } from './client/client.js';
+export { ReqClient } from './client/req-client.js';
+export type { ReqClientOptions } from './client/req-client.js';
 export type { ClientOptions, InferOptions } from './client/client.js';
 
 export {
