@@ -2,7 +2,7 @@
 
 Writes one JSON line per reply (to ``--out`` or stdout), shows progress on stderr when it is a
 terminal, and ends with a summary: count, errors by code, images/s. Exit status: 0 all ok,
-1 some error replies, 2 no reply in time (ClientTimeout) or bad arguments.
+1 some error replies, 2 no reply in time (ClientTimeout) or bad arguments, 130 Ctrl-C.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 from typing import IO, Any, Iterator, Sequence, Union
+
+import zmq
 
 from .media import infer_video, list_images
 from .pipelined import PipelinedClient, Request
@@ -140,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # ClientTimeout (a TimeoutError), or a video OpenCV cannot open
         print(f"\rframepipe: {err}", file=sys.stderr)
         status = 2
+    except zmq.ZMQError as err:  # a malformed endpoint
+        print(f"framepipe: endpoint {args.endpoint!r}: {err}", file=sys.stderr)
+        status = 2
+    except KeyboardInterrupt:  # the way to end a camera run: still print the summary
+        status = 130
     finally:
         if out is not sys.stdout:
             out.close()
