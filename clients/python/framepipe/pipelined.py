@@ -159,6 +159,8 @@ class PipelinedClient:
         """
         if self._done or self._inflight:
             raise RuntimeError("map() needs a client with nothing in flight")
+        if "id" in options:
+            raise TypeError("map() numbers its requests itself; use submit() to choose ids")
         source = iter(items)
         tags: dict[RequestId, tuple[int, I]] = {}
         waiting: dict[int, tuple[I, Reply]] = {}
