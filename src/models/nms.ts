@@ -38,3 +38,21 @@ export function nms(candidates: Candidate[], iouThreshold: number, maxKeep: numb
   }
   return kept;
 }
+
+/**
+ * The best class of one prediction row: the largest of `n` scores starting at `start`. Shared by
+ * the heads whose rows are [box, (obj), cls0..clsN]; called only for rows that pass the cheap
+ * objectness test, so the call costs nothing next to the scan it saves.
+ */
+export function bestClass(data: Float32Array, start: number, n: number): { score: number; cls: number } {
+  let score = 0;
+  let cls = 0;
+  for (let c = 0; c < n; c++) {
+    const v = data[start + c]!;
+    if (v > score) {
+      score = v;
+      cls = c;
+    }
+  }
+  return { score, cls };
+}

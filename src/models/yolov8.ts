@@ -1,6 +1,6 @@
 import type { Yolov8Config } from '../config/schema.js';
 import { resolveModelFile } from '../config/load.js';
-import type { Candidate } from './nms.js';
+import { bestClass, type Candidate } from './nms.js';
 import { formatShape, formatSpecs, imageInput, mismatch, readNames, tensorSpecs } from './model-io.js';
 import { ObjectDetector, type HeadDecoder } from './object-detector.js';
 import { createSession, outputByName } from './ort.js';
@@ -91,15 +91,7 @@ function v5Head(outputName: string, nc: number): HeadDecoder {
     for (let i = 0, o = 0; i < n; i++, o += row) {
       const obj = data[o + 4]!;
       if (obj < threshold) continue;
-      let best = 0;
-      let cls = 0;
-      for (let c = 0; c < nc; c++) {
-        const v = data[o + 5 + c]!;
-        if (v > best) {
-          best = v;
-          cls = c;
-        }
-      }
+      const { score: best, cls } = bestClass(data, o + 5, nc);
       const score = obj * best;
       if (score < threshold) continue;
       found.push(box(data[o]!, data[o + 1]!, data[o + 2]!, data[o + 3]!, score, cls));

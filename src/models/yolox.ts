@@ -1,6 +1,6 @@
 import type { YoloxConfig } from '../config/schema.js';
 import { resolveModelFile } from '../config/load.js';
-import type { Candidate } from './nms.js';
+import { bestClass, type Candidate } from './nms.js';
 import { formatSpecs, imageInput, mismatch, readNames, tensorSpecs } from './model-io.js';
 import { ObjectDetector, type HeadDecoder } from './object-detector.js';
 import { createSession, outputByName } from './ort.js';
@@ -67,15 +67,7 @@ function yoloxHead(outputName: string, classes: number, cells: ReadonlyArray<rea
           const obj = data[o + 4]!;
           // score = obj × max(cls) ≤ obj: most rows end here.
           if (obj < threshold) continue;
-          let best = 0;
-          let cls = 0;
-          for (let c = 0; c < classes; c++) {
-            const v = data[o + 5 + c]!;
-            if (v > best) {
-              best = v;
-              cls = c;
-            }
-          }
+          const { score: best, cls } = bestClass(data, o + 5, classes);
           const score = obj * best;
           if (score < threshold) continue;
           const cx = (data[o]! + gx) * s;
