@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { packageRoot } from '../config/load.js';
-import { toArgv, type ConfigFlags } from './options.js';
-import type { StageName } from '../stage/setup.js';
+import { loadConfig } from '../config/load.js';
+import { toArgv, toLoadOptions, type ConfigFlags } from './options.js';
+import type { ProcessName, StageName } from '../stage/setup.js';
 
 export const STAGES: StageName[] = ['ingest', 'detect', 'classify', 'sink'];
 
@@ -11,8 +12,10 @@ const tsxHook = import.meta.resolve('tsx');
 
 export interface LaunchOptions {
   flags: ConfigFlags;
-  /** Which stages to start; default all four. */
+  /** Which stages to start; default all four (and, in broker mode, the broker first). */
   stages?: StageName[];
+  /** Broker mode: replicas per stage (default 1 each). */
+  replicas?: Partial<Record<StageName, number>>;
   /** Children's stdout/stderr: inherited (a terminal) or piped and collected (tests). */
   stdio?: 'inherit' | 'pipe';
   /** Give up if a stage is not ready by then. */
@@ -21,7 +24,7 @@ export interface LaunchOptions {
 }
 
 export interface StageProcess {
-  stage: StageName;
+  stage: ProcessName;
   child: ChildProcess;
   /** Facts the stage reported when ready (endpoints, model, threads). */
   facts: Record<string, unknown>;
@@ -36,12 +39,12 @@ export class LaunchError extends Error {
   }
 }
 
-export function stageFile(stage: StageName): string {
+export function stageFile(stage: ProcessName): string {
   return path.join(packageRoot, 'stages', `${stage}.ts`);
 }
 
 /** Spawns one stage process with the IPC channel it reports readiness on. */
-export function spawnStage(stage: StageName, options: LaunchOptions): StageProcess {
+export function spawnStage(stage: ProcessName, options: LaunchOptions): StageProcess {
   // FRAMEPIPE_NODE_ARGS passes node flags to every stage (e.g. --cpu-prof for profiling).
   const nodeArgs = (options.env ?? process.env).FRAMEPIPE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...nodeArgs, '--import', tsxHook, stageFile(stage), ...toArgv(options.flags)], {
@@ -58,7 +61,7 @@ export function spawnStage(stage: StageName, options: LaunchOptions): StageProce
   return proc;
 }
 
-function waitReady(proc: StageProcess, timeoutMs: number): Promise<void> {
+export function waitReady(proc: StageProcess, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(`${proc.stage} not ready after ${timeoutMs} ms`), timeoutMs);
     const fail = (message: string) => {
@@ -109,7 +112,7 @@ export interface Pipeline {
   /** Where clients connect. */
   endpoint: string;
   /** Resolves with the first stage that exits on its own (a crash), if any. */
-  firstExit: Promise<{ stage: StageName; code: number | null; signal: string | null }>;
+  firstExit: Promise<{ stage: ProcessName; code: number | null; signal: string | null }>;
   stop(): Promise<void>;
 }
 
@@ -118,19 +121,30 @@ export interface Pipeline {
  * If any fails to start, the others are stopped and the error says which stage and why.
  */
 export async function launchPipeline(options: LaunchOptions): Promise<Pipeline> {
-  const procs = (options.stages ?? STAGES).map((stage) => spawnStage(stage, options));
+  const env = options.env ?? process.env;
+  const broker = loadConfig({ ...toLoadOptions(options.flags), env }).transport.mode === 'broker';
+  const procs: StageProcess[] = [];
   let stopping = false;
   const stop = async () => {
     stopping = true;
     await stopProcesses(procs);
   };
   try {
-    await Promise.all(procs.map((p) => waitReady(p, options.readyTimeoutMs ?? 60_000)));
+    if (broker) {
+      // The rendezvous first, so that stages find it at once (they would also wait for it).
+      const b = spawnStage('broker', options);
+      procs.push(b);
+      await waitReady(b, options.readyTimeoutMs ?? 60_000);
+    }
+    const names = (options.stages ?? STAGES).flatMap((stage) => Array.from({ length: broker ? (options.replicas?.[stage] ?? 1) : 1 }, () => stage));
+    const started = names.map((stage) => spawnStage(stage, options));
+    procs.push(...started);
+    await Promise.all(started.map((p) => waitReady(p, options.readyTimeoutMs ?? 60_000)));
   } catch (err) {
     await stop();
     throw err;
   }
-  const firstExit = new Promise<{ stage: StageName; code: number | null; signal: string | null }>((resolve) => {
+  const firstExit = new Promise<{ stage: ProcessName; code: number | null; signal: string | null }>((resolve) => {
     for (const p of procs) p.child.once('exit', (code, signal) => !stopping && resolve({ stage: p.stage, code, signal }));
   });
   const ingest = procs.find((p) => p.stage === 'ingest');

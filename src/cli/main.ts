@@ -3,24 +3,34 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { packageRoot } from '../config/load.js';
-import type { StageName } from '../stage/setup.js';
+import { loadConfig } from '../config/load.js';
+import type { ProcessName, StageName } from '../stage/setup.js';
+import { fetchStatus, formatStatus } from './status.js';
 import { loopbackTransport } from '../transport/ports.js';
 import { expandImages } from './files.js';
 import { formatSummary, inferFiles, type InferFilesOptions, type InferSummary } from './infer-files.js';
 import { launchPipeline, stageFile, STAGES, type Pipeline } from './launcher.js';
-import { addConfigOptions, toArgv, type ConfigFlags } from './options.js';
+import { addConfigOptions, toArgv, toLoadOptions, type ConfigFlags } from './options.js';
 
 const program = new Command('framepipe').description('Vision models behind ZeroMQ: ingest → detect → classify → sink');
 
 addConfigOptions(
   program
     .command('start')
-    .description('start the whole pipeline (no STAGE), or one replica of STAGE, in the foreground; Ctrl-C stops')
-    .argument('[stage]', `one of ${STAGES.join(', ')}`),
-).action(async (stage: string | undefined, flags: ConfigFlags) => {
-  if (stage === undefined) return startPipeline(flags);
-  if (!STAGES.includes(stage as StageName)) fail(`unknown stage '${stage}': expected one of ${STAGES.join(', ')}`);
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), stageFile(stage as StageName), ...toArgv(flags)], {
+    .description('start the whole pipeline (no STAGE), or one replica of STAGE (or the broker), in the foreground; Ctrl-C stops')
+    .argument('[stage]', `one of ${STAGES.join(', ')}, broker`)
+    .option('-c, --connect <endpoint>', "broker mode: the broker's rendezvous point for STAGE (broker.STAGE), e.g. tcp://10.0.0.5:5561"),
+).action(async (stage: string | undefined, flags: ConfigFlags & { connect?: string }) => {
+  if (stage === undefined) {
+    if (flags.connect) fail('--connect needs a STAGE: it starts one replica that joins a running broker');
+    return startPipeline(flags);
+  }
+  if (!STAGES.includes(stage as StageName) && stage !== 'broker') fail(`unknown stage '${stage}': expected one of ${STAGES.join(', ')}, broker`);
+  if (flags.connect) {
+    if (stage === 'broker') fail('the broker binds its endpoints (broker.*); --connect is for the stages that join it');
+    flags = { ...flags, set: ['transport.mode=broker', `broker.${stage}=${flags.connect}`, ...(flags.set ?? [])] };
+  }
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), stageFile(stage as ProcessName), ...toArgv(flags)], {
     stdio: 'inherit',
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
@@ -43,6 +53,29 @@ program
     if (!opts.json || opts.out) console.error(formatSummary(summary));
     process.exitCode = Object.keys(summary.errors).length > 0 ? 1 : 0;
   });
+
+addConfigOptions(
+  program
+    .command('status')
+    .description('broker mode: list the live replicas of every stage (host, pid, jobs done, rate)')
+    .option('-c, --connect <endpoint>', "the broker's ingest endpoint (default broker.ingest)")
+    .option('--json', 'print the raw status as JSON'),
+).action(async (flags: ConfigFlags & { connect?: string; json?: boolean }) => {
+  let endpoint = flags.connect;
+  if (!endpoint) {
+    try {
+      endpoint = loadConfig(toLoadOptions(flags)).broker.ingest;
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
+  try {
+    const status = await fetchStatus(endpoint, 3000);
+    console.log(flags.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+});
 
 addConfigOptions(
   program.command('demo').description('start the pipeline, read the bundled sample images, print the results, stop'),

@@ -28,6 +28,30 @@ const transport = z
     hwm: z.number().int().min(1).default(32),
     /** ZMQ_LINGER on close, in ms: how long unsent messages may hold up exit. */
     linger_ms: z.number().int().min(0).default(500),
+    /**
+     * `direct`: each stage binds its own input (one process per stage, fastest on one host).
+     * `broker`: every process connects to a broker (`broker.*` endpoints), so any stage can have
+     * replicas on any host, dispatched by credit.
+     */
+    mode: z.enum(['direct', 'broker']).default('direct'),
+  })
+  .strict();
+
+/** The broker's rendezvous points (it binds them; every other process connects) and its heartbeats. */
+const broker = z
+  .object({
+    /** ROUTER for ingests (jobs in, results back by routing id) and `framepipe status`. */
+    ingest: endpoint.default('tcp://127.0.0.1:5560'),
+    /** ROUTER for detect replicas. */
+    detect: endpoint.default('tcp://127.0.0.1:5561'),
+    /** ROUTER for classify replicas. */
+    classify: endpoint.default('tcp://127.0.0.1:5562'),
+    /** ROUTER for sink replicas. */
+    sink: endpoint.default('tcp://127.0.0.1:5563'),
+    /** Heartbeat interval, ms, both directions (broker ↔ replica). */
+    heartbeat_ms: z.number().int().min(10).max(60_000).default(1000),
+    /** Missed heartbeat intervals after which a peer counts as gone (taken out of dispatch). */
+    liveness: z.number().int().min(2).max(100).default(3),
   })
   .strict();
 
@@ -269,6 +293,7 @@ export const configSchema = z
     /** Model repository: relative model paths are looked up here first, then in node_modules. */
     models_dir: z.string().default('models'),
     transport: transport.prefault({}),
+    broker: broker.prefault({}),
     limits: limits.prefault({}),
     detect: stage(detectModelSchema),
     classify: stage(classifyModelSchema),
@@ -282,6 +307,7 @@ export const configSchema = z
   .strict();
 
 export type Config = z.infer<typeof configSchema>;
+export type BrokerConfig = z.infer<typeof broker>;
 export type DetectModelConfig = z.infer<typeof detectModelSchema>;
 export type ClassifyModelConfig = z.infer<typeof classifyModelSchema>;
 export type OcrDetConfig = z.infer<typeof ocrDetect>;

@@ -1,5 +1,6 @@
 import { encodeJob, type Job } from '../protocol/job.js';
 import { bindOrFail, pullSocket, pushSocket, type HopOptions } from '../transport/sockets.js';
+import { WorkerLink } from '../transport/worker-link.js';
 import { SocketWriter } from '../transport/writer.js';
 import type { StageProcessor } from './processor.js';
 import { passJob, runPipe } from './run-pipe.js';
@@ -20,8 +21,18 @@ export function hopOptions(ctx: StageContext): HopOptions {
   return { hwm: ctx.config.transport.hwm, lingerMs: ctx.config.transport.linger_ms };
 }
 
-/** A middle stage (detect, classify): pull a job, process it, push it on. */
+/** Broker mode: this replica's link to the broker's rendezvous point for `stage`. */
+export function workerLink(ctx: StageContext, stage: 'detect' | 'classify' | 'sink', concurrency: number): WorkerLink {
+  const { broker } = ctx.config;
+  return new WorkerLink(
+    { ...hopOptions(ctx), stage, endpoint: broker[stage], concurrency, heartbeatMs: broker.heartbeat_ms, liveness: broker.liveness },
+    ctx.log,
+  );
+}
+
+/** A middle stage (detect, classify): take a job, process it, pass it on. */
 export async function runForwardStage(ctx: StageContext, options: ForwardStageOptions): Promise<void> {
+  if (ctx.config.transport.mode === 'broker') return runBrokerStage(ctx, options);
   const { stage, processor } = options;
   const hop = hopOptions(ctx);
   const input = pullSocket(hop);
@@ -45,6 +56,32 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
     processor,
     emit: (job) => writer.send(encodeJob(job)),
     onFailure: passJob,
+    concurrency: options.concurrency,
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+  ctx.log.info(stats, `${stage} stopped`);
+}
+
+/** Broker mode: jobs come by credit from the broker and go back to it, which passes them on. */
+async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): Promise<void> {
+  const { stage, processor } = options;
+  if (stage !== 'detect' && stage !== 'classify') throw new Error(`${stage} is not a forward stage`);
+  const link = workerLink(ctx, stage, options.concurrency);
+  ctx.onClose(async () => {
+    await link.close();
+    await processor.close();
+  });
+  link.start();
+  ctx.ready({ ...processor.describe(), broker: ctx.config.broker[stage], replica: link.name, threads: options.threads, concurrency: options.concurrency });
+
+  const stats = await runPipe<Job>({
+    stage,
+    input: link,
+    processor,
+    emit: (job) => link.finish(encodeJob(job)),
+    onFailure: passJob,
+    dropped: () => link.release(),
     concurrency: options.concurrency,
     log: ctx.log,
     signal: ctx.signal,

@@ -9,13 +9,31 @@ import { SocketWriter } from '../transport/writer.js';
 import { IngestProcessor } from './ingest-processor.js';
 import { PendingRequests, type PendingRequest } from './pending.js';
 
+/** Where ingest's jobs go and its results come from: the first stage and the sinks (direct), or the broker. */
+export interface Upstream {
+  /** Queues a job unless the queue is full; never waits. */
+  offer(frames: Buffer[]): boolean;
+  /** Results (`[ResultMeta, reply]`) until `signal` aborts. */
+  results(signal: AbortSignal): AsyncIterable<Buffer[]>;
+  /** Stops taking jobs. */
+  close?(): void;
+}
+
+/** Direct mode: PUSH jobs to detect, PULL results from the sinks. */
+export function directUpstream(next: zmq.Push, replies: zmq.Pull, capacity: number): Upstream {
+  // The in-flight limit is what bounds this queue; the writer only keeps order.
+  const writer = new SocketWriter(next, capacity);
+  return {
+    offer: (frames) => writer.offer(frames),
+    results: (signal) => until(replies, signal),
+    close: () => writer.close(),
+  };
+}
+
 export interface IngestSockets {
   /** ROUTER bound for clients (REQ and DEALER). */
   clients: zmq.Router;
-  /** PULL bound for finished replies from sinks. */
-  replies: zmq.Pull;
-  /** PUSH to the first work stage. */
-  next: zmq.Push;
+  upstream: Upstream;
 }
 
 export interface IngestStats {
@@ -35,7 +53,6 @@ export class IngestServer {
   readonly stats: IngestStats = { accepted: 0, answered: 0, rejected: 0, timedOut: 0, late: 0 };
   private readonly pending = new PendingRequests();
   private readonly toClients: SocketWriter;
-  private readonly toNext: SocketWriter;
   private readonly processor: IngestProcessor;
 
   constructor(
@@ -48,8 +65,6 @@ export class IngestServer {
     this.processor = new IngestProcessor(config, origin);
     // Replies to clients never wait (ROUTER drops for a gone peer), so a generous queue is fine.
     this.toClients = new SocketWriter(sockets.clients, 100_000);
-    // The in-flight limit is what bounds this queue; the writer only keeps order.
-    this.toNext = new SocketWriter(sockets.next, config.limits.max_inflight);
   }
 
   describe(): Record<string, unknown> {
@@ -65,7 +80,7 @@ export class IngestServer {
   }
 
   private async replyLoop(signal: AbortSignal): Promise<void> {
-    for await (const frames of until(this.sockets.replies, signal)) this.onResult(frames);
+    for await (const frames of this.sockets.upstream.results(signal)) this.onResult(frames);
   }
 
   private onClientMessage(frames: Buffer[]): void {
@@ -82,7 +97,7 @@ export class IngestServer {
       return;
     }
     const meta = job.meta;
-    if (this.pending.size >= this.config.limits.max_inflight || !this.toNext.offer(encodeJob(job))) {
+    if (this.pending.size >= this.config.limits.max_inflight || !this.sockets.upstream.offer(encodeJob(job))) {
       const message = `pipeline is full (${this.pending.size} requests in flight); retry later`;
       this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message }, meta);
       return;
@@ -140,7 +155,7 @@ export class IngestServer {
       this.reply(req, encodeReply(errorReply(req.id, { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, req), req.format));
     }
     await this.toClients.drain(this.config.transport.linger_ms);
-    this.toNext.close();
+    this.sockets.upstream.close?.();
     this.toClients.close();
   }
 }

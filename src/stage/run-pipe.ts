@@ -5,9 +5,12 @@ import type { Logger } from '../log.js';
 import { until } from '../transport/receive.js';
 import type { StageProcessor } from './processor.js';
 
+/** Where jobs come from: a PULL socket (direct mode) or the broker's credit-based dispatch. */
+export type JobInput = zmq.Readable | { jobs(signal: AbortSignal): AsyncIterable<Buffer[]> };
+
 export interface PipeOptions<Out> {
   stage: string;
-  input: zmq.Pull;
+  input: JobInput;
   processor: StageProcessor<Job, Out>;
   /** Where a finished job goes; awaited, so a slow consumer slows the intake (back-pressure). */
   emit: (out: Out) => Promise<void>;
@@ -15,6 +18,8 @@ export interface PipeOptions<Out> {
   onFailure: (job: Job) => Out;
   /** Jobs processed at once. */
   concurrency: number;
+  /** Called for a job that ends without anything emitted (malformed, expired): broker mode returns its credit. */
+  dropped?: () => void;
   log: Logger;
   /** Aborts when the stage should stop taking work. */
   signal: AbortSignal;
@@ -46,6 +51,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       // Without a readable header there is nobody to answer; the ingest's deadline will.
       stats.malformed++;
       log.warn({ err: (err as Error).message }, 'dropped malformed job');
+      options.dropped?.();
       return;
     }
     const meta = job.meta;
@@ -53,6 +59,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       // Ingest has already answered TIMEOUT; doing the work would only delay live requests.
       stats.expired++;
       log.debug({ job: meta.job, id: meta.id }, 'dropped expired job');
+      options.dropped?.();
       return;
     }
     let out: Out;
@@ -82,7 +89,8 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     }
   };
 
-  for await (const frames of until(input, options.signal)) {
+  const messages = 'jobs' in input ? input.jobs(options.signal) : until(input, options.signal);
+  for await (const frames of messages) {
     stats.received++;
     const p = handle(frames).finally(() => inflight.delete(p));
     inflight.add(p);

@@ -6,6 +6,8 @@ import { addConfigOptions, toLoadOptions, type ConfigFlags } from '../cli/option
 import { createLogger, type Logger } from '../log.js';
 
 export type StageName = 'ingest' | 'detect' | 'classify' | 'sink';
+/** Every kind of process framepipe starts: the four stages and the broker. */
+export type ProcessName = StageName | 'broker';
 
 export interface StageContext {
   config: Config;
@@ -25,7 +27,7 @@ export interface StageContext {
  * signals. A bad configuration or any start-up failure ends the process with one clear line
  * and a non-zero exit code.
  */
-export function setupStage(stage: StageName, argv: string[] = process.argv): StageContext {
+export function setupStage(stage: ProcessName, argv: string[] = process.argv): StageContext {
   const program = addConfigOptions(new Command(`framepipe-${stage}`)).allowExcessArguments(false);
   program.parse(argv);
   const flags = program.opts<ConfigFlags>();
@@ -96,7 +98,7 @@ function code130(signal: string): number {
 }
 
 /** Runs a stage's main function; a start-up failure is one clear line and exit code 1. */
-export async function runStage(stage: StageName, main: (ctx: StageContext) => Promise<void>): Promise<void> {
+export async function runStage(stage: ProcessName, main: (ctx: StageContext) => Promise<void>): Promise<void> {
   const ctx = setupStage(stage);
   try {
     await main(ctx);

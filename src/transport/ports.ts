@@ -23,8 +23,13 @@ export async function freePorts(n: number): Promise<number[]> {
  * or a benchmark never collides with a pipeline already running on the default ports.
  */
 export async function loopbackTransport(): Promise<string[]> {
-  const [clients, detect, classify, sink, replies] = await freePorts(5);
+  const [clients, detect, classify, sink, replies, bIngest, bDetect, bClassify, bSink] = await freePorts(9);
   return [
+    // Broker mode's rendezvous points (unused in direct mode).
+    `broker.ingest=tcp://127.0.0.1:${bIngest}`,
+    `broker.detect=tcp://127.0.0.1:${bDetect}`,
+    `broker.classify=tcp://127.0.0.1:${bClassify}`,
+    `broker.sink=tcp://127.0.0.1:${bSink}`,
     `transport.clients=tcp://127.0.0.1:${clients}`,
     `transport.detect=tcp://127.0.0.1:${detect}`,
     `transport.classify=tcp://127.0.0.1:${classify}`,

@@ -44,6 +44,37 @@ export function dealerSocket(options: HopOptions & { routingId?: string }): zmq.
   return dealer;
 }
 
+/**
+ * The broker's side of one rendezvous point. ROUTER so that it knows who sent each message and
+ * can address replicas and ingests by routing id; ZMQ_ROUTER_MANDATORY off, so a message to a
+ * peer that went away is dropped (its request then times out at ingest) instead of blocking.
+ */
+export function brokerRouter(options: HopOptions & { maxMessageSize: number }): zmq.Router {
+  return routerSocket(options);
+}
+
+export interface LinkOptions extends HopOptions {
+  /** ZMQ_ROUTING_ID: the name the broker knows this process by; kept across reconnects. */
+  routingId: string;
+  /** ZMQ_RECONNECT_IVL, ms: first retry after the broker's connection drops. */
+  reconnectMs: number;
+  /** ZMQ_RECONNECT_IVL_MAX, ms: retries back off exponentially up to this. */
+  reconnectMaxMs: number;
+}
+
+/** A replica's or an ingest's one socket to the broker: DEALER, connected, reconnecting with back-off. */
+export function linkDealer(options: LinkOptions): zmq.Dealer {
+  const dealer = new zmq.Dealer({
+    sendHighWaterMark: options.hwm,
+    receiveHighWaterMark: Math.max(options.hwm, 1000),
+    linger: options.lingerMs,
+    reconnectInterval: options.reconnectMs,
+    reconnectMaxInterval: options.reconnectMaxMs,
+  });
+  dealer.routingId = options.routingId;
+  return dealer;
+}
+
 /** bind() with a start-up error that says which endpoint is taken. */
 export async function bindOrFail(socket: zmq.Socket, endpoint: string, role: string): Promise<void> {
   try {

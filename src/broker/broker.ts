@@ -1,0 +1,276 @@
+import os from 'node:os';
+import type * as zmq from 'zeromq';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { Cmd, cmdFrame, decodeInfo, type BrokerStatus, type PeerInfo, type PeerStatus } from '../transport/broker-protocol.js';
+import { until } from '../transport/receive.js';
+import { bindOrFail, brokerRouter, type HopOptions } from '../transport/sockets.js';
+import { SocketWriter } from '../transport/writer.js';
+
+/** The hops the broker dispatches, in pipeline order; the one after `sink` is the way home. */
+export const HOPS = ['detect', 'classify', 'sink'] as const;
+export type Hop = (typeof HOPS)[number];
+type Point = Hop | 'ingest';
+
+interface Peer {
+  /** Routing id as the ROUTER gives it. */
+  id: Buffer;
+  key: string;
+  point: Point;
+  info: PeerInfo;
+  /** Jobs the broker may still hand it. */
+  credit: number;
+  done: number;
+  lastSeen: number;
+  lastDispatch: number;
+  /** Dispatch times of jobs it holds, oldest first (to measure its service time). */
+  sentAt: number[];
+  serviceMs: number;
+  rate: number;
+  doneAtTick: number;
+}
+
+export interface BrokerStats {
+  jobs: number;
+  dispatched: number;
+  results: number;
+  expired: number;
+}
+
+/**
+ * The load-balancing broker (zguide ch. 4, "load balancing broker", with credit). It binds one
+ * ROUTER per rendezvous point: `ingest` for ingests, and one per hop for that hop's replicas.
+ * Jobs wait here in one FIFO per hop and go only to a replica with credit, so a slow replica
+ * holds no more than its own concurrency while faster ones take the rest. A replica's DONE
+ * returns its credit and carries the job on to the next hop's FIFO; a sink's DONE carries the
+ * result, which goes to the ingest whose routing id is the job's origin.
+ */
+export class Broker {
+  readonly stats: BrokerStats = { jobs: 0, dispatched: 0, results: 0, expired: 0 };
+  private readonly sockets = new Map<Point, { socket: zmq.Router; writer: SocketWriter }>();
+  private readonly queues = new Map<Hop, Buffer[][]>(HOPS.map((h) => [h, []]));
+  private readonly peers = new Map<Point, Map<string, Peer>>([...HOPS, 'ingest' as const].map((p) => [p, new Map()]));
+  private timer: NodeJS.Timeout | undefined;
+  private lastTick = Date.now();
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+  ) {}
+
+  /** Binds every rendezvous point; throws StartupError naming one that is taken. */
+  async bind(): Promise<Record<Point, string>> {
+    const { broker, transport, limits } = this.config;
+    const hop: HopOptions = { hwm: Math.max(transport.hwm, 1000), lingerMs: transport.linger_ms };
+    const endpoints = { ingest: broker.ingest, detect: broker.detect, classify: broker.classify, sink: broker.sink };
+    for (const [point, endpoint] of Object.entries(endpoints) as [Point, string][]) {
+      const socket = brokerRouter({ ...hop, maxMessageSize: limits.max_message_bytes * 2 + 65536 });
+      this.sockets.set(point, { socket, writer: new SocketWriter(socket, 1_000_000) });
+      await bindOrFail(socket, endpoint, `broker ${point}`);
+    }
+    return endpoints;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const interval = this.config.broker.heartbeat_ms;
+    this.timer = setInterval(() => this.tick(), interval);
+    await Promise.all([...this.sockets.entries()].map(([point, { socket }]) => this.loop(point, socket, signal)));
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    for (const { writer, socket } of this.sockets.values()) {
+      await writer.drain(this.config.transport.linger_ms);
+      writer.close();
+      socket.close();
+    }
+  }
+
+  status(): BrokerStatus {
+    const now = Date.now();
+    const peers: PeerStatus[] = [];
+    for (const [point, map] of this.peers) {
+      for (const p of map.values()) {
+        peers.push({
+          stage: point,
+          id: p.key,
+          host: p.info.host,
+          pid: p.info.pid,
+          concurrency: p.info.concurrency,
+          credit: point === 'ingest' ? p.info.credit : p.credit,
+          done: point === 'ingest' ? p.info.done : p.done,
+          rate: Math.round(p.rate * 10) / 10,
+          serviceMs: Math.round(p.serviceMs * 10) / 10,
+          lastSeenMs: now - p.lastSeen,
+        });
+      }
+    }
+    const queued: Record<string, number> = {};
+    for (const [hop, q] of this.queues) queued[hop] = q.length;
+    return { pid: process.pid, host: os.hostname(), queued, peers };
+  }
+
+  private async loop(point: Point, socket: zmq.Router, signal: AbortSignal): Promise<void> {
+    for await (const frames of until(socket, signal)) {
+      try {
+        if (point === 'ingest') this.onIngest(frames);
+        else this.onReplica(point, frames);
+      } catch (err) {
+        this.log.warn({ point, err: (err as Error).message }, 'dropped malformed broker message');
+      }
+    }
+  }
+
+  private send(point: Point, frames: Buffer[]): void {
+    if (!this.sockets.get(point)!.writer.offer(frames)) this.log.error({ point }, 'broker send queue full; message dropped');
+  }
+
+  private onIngest(frames: Buffer[]): void {
+    const [id, cmd, ...body] = frames as [Buffer, Buffer, ...Buffer[]];
+    const key = id.toString();
+    switch (cmd?.toString()) {
+      case Cmd.JOB:
+        this.touch('ingest', id, key, undefined);
+        this.stats.jobs++;
+        this.queues.get('detect')!.push(body);
+        this.dispatch('detect');
+        return;
+      case Cmd.READY:
+      case Cmd.HB:
+        this.touch('ingest', id, key, decodeInfo(body[0]));
+        return;
+      case Cmd.BYE:
+        this.peers.get('ingest')!.delete(key);
+        return;
+      case Cmd.STATUS:
+        this.send('ingest', [id, cmdFrame(Cmd.STATUS), Buffer.from(JSON.stringify(this.status()))]);
+        return;
+      default:
+        this.log.warn({ from: key, cmd: cmd?.toString() }, 'unknown command from ingest side');
+    }
+  }
+
+  private onReplica(hop: Hop, frames: Buffer[]): void {
+    const [id, cmd, ...body] = frames as [Buffer, Buffer, ...Buffer[]];
+    const key = id.toString();
+    const peers = this.peers.get(hop)!;
+    switch (cmd?.toString()) {
+      case Cmd.READY: {
+        const info = decodeInfo(body[0]);
+        if (!info) throw new Error('READY without info');
+        // A replica that (re)announces itself starts from the credit it states.
+        peers.delete(key);
+        this.touch(hop, id, key, info);
+        this.log.info({ hop, replica: key, credit: info.credit }, 'replica ready');
+        this.dispatch(hop);
+        return;
+      }
+      case Cmd.HB: {
+        const known = peers.has(key);
+        this.touch(hop, id, key, decodeInfo(body[0]));
+        // From a stranger (the broker restarted, or had written it off) a heartbeat registers it.
+        if (!known) {
+          this.log.info({ hop, replica: key }, 'replica (re)joined by heartbeat');
+          this.dispatch(hop);
+        }
+        return;
+      }
+      case Cmd.DONE:
+      case Cmd.FREE: {
+        const peer = peers.get(key);
+        if (peer) {
+          peer.lastSeen = Date.now();
+          peer.credit = Math.min(peer.credit + 1, peer.info.concurrency);
+          const sent = peer.sentAt.shift();
+          if (sent !== undefined) peer.serviceMs = peer.serviceMs === 0 ? Date.now() - sent : peer.serviceMs * 0.8 + (Date.now() - sent) * 0.2;
+        }
+        if (cmd.toString() === Cmd.DONE) {
+          if (peer) peer.done++;
+          this.forward(hop, body);
+        }
+        this.dispatch(hop);
+        return;
+      }
+      case Cmd.BYE:
+        peers.delete(key);
+        this.log.info({ hop, replica: key }, 'replica left');
+        return;
+      default:
+        this.log.warn({ hop, from: key, cmd: cmd?.toString() }, 'unknown command from replica');
+    }
+  }
+
+  /** A finished job moves to the next hop's FIFO; a sink's result goes home to its ingest. */
+  private forward(hop: Hop, body: Buffer[]): void {
+    const next = HOPS[HOPS.indexOf(hop) + 1];
+    if (next) {
+      this.queues.get(next)!.push(body);
+      this.dispatch(next);
+      return;
+    }
+    const [origin, ...result] = body;
+    if (!origin) throw new Error('sink result without origin');
+    this.stats.results++;
+    this.send('ingest', [origin, cmdFrame(Cmd.RESULT), ...result]);
+  }
+
+  private touch(point: Point, id: Buffer, key: string, info: PeerInfo | undefined): void {
+    const peers = this.peers.get(point)!;
+    let peer = peers.get(key);
+    const now = Date.now();
+    if (!peer) {
+      const start = info ?? { stage: point, host: '?', pid: 0, credit: 0, concurrency: 0, done: 0 };
+      peer = { id, key, point, info: start, credit: Math.max(0, start.credit), done: 0, lastSeen: now, lastDispatch: 0, sentAt: [], serviceMs: 0, rate: 0, doneAtTick: 0 };
+      peers.set(key, peer);
+    } else if (info) {
+      peer.info = info;
+    }
+    peer.lastSeen = now;
+  }
+
+  /**
+   * Hands queued jobs to replicas with credit: the one with the most credit left, then the one
+   * that finishes jobs fastest, then the one that waited longest. Jobs never go to a replica
+   * without credit, so none hoards a backlog.
+   */
+  private dispatch(hop: Hop): void {
+    const queue = this.queues.get(hop)!;
+    if (queue.length === 0) return;
+    const peers = [...this.peers.get(hop)!.values()];
+    while (queue.length > 0) {
+      let best: Peer | undefined;
+      for (const p of peers) {
+        if (p.credit <= 0) continue;
+        if (!best || p.credit > best.credit || (p.credit === best.credit && (p.serviceMs < best.serviceMs || (p.serviceMs === best.serviceMs && p.lastDispatch < best.lastDispatch)))) best = p;
+      }
+      if (!best) return;
+      const job = queue.shift()!;
+      best.credit--;
+      best.lastDispatch = Date.now();
+      best.sentAt.push(best.lastDispatch);
+      this.stats.dispatched++;
+      this.send(hop, [best.id, cmdFrame(Cmd.JOB), ...job]);
+    }
+  }
+
+  /** Every heartbeat: tell replicas the broker lives, write off the silent ones, update rates. */
+  private tick(): void {
+    const { heartbeat_ms, liveness } = this.config.broker;
+    const now = Date.now();
+    const dt = Math.max(1, now - this.lastTick) / 1000;
+    this.lastTick = now;
+    for (const [point, peers] of this.peers) {
+      for (const [key, p] of peers) {
+        if (now - p.lastSeen > heartbeat_ms * liveness) {
+          peers.delete(key);
+          this.log.warn({ point, peer: key, silentMs: now - p.lastSeen }, 'peer stopped heart-beating; out of dispatch');
+          continue;
+        }
+        const done = point === 'ingest' ? p.info.done : p.done;
+        p.rate = p.rate * 0.5 + ((done - p.doneAtTick) / dt) * 0.5;
+        p.doneAtTick = done;
+        if (point !== 'ingest') this.send(point, [p.id, cmdFrame(Cmd.HB)]);
+      }
+    }
+  }
+}

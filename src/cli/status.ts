@@ -1,0 +1,34 @@
+import * as zmq from 'zeromq';
+import { Cmd, type BrokerStatus } from '../transport/broker-protocol.js';
+
+/** Asks a broker (at its ingest endpoint) for its table of live peers. */
+export async function fetchStatus(endpoint: string, timeoutMs: number): Promise<BrokerStatus> {
+  const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: timeoutMs, sendTimeout: timeoutMs });
+  dealer.connect(endpoint);
+  try {
+    await dealer.send([Cmd.STATUS]);
+    for (;;) {
+      let frames: Buffer[];
+      try {
+        frames = await dealer.receive();
+      } catch {
+        throw new Error(`no answer from a broker at ${endpoint} within ${timeoutMs} ms (is it running, in broker mode?)`);
+      }
+      if (frames[0]?.toString() === Cmd.STATUS) return JSON.parse(frames[1]!.toString()) as BrokerStatus;
+    }
+  } finally {
+    dealer.close();
+  }
+}
+
+/** One line per live peer, grouped by stage in pipeline order. */
+export function formatStatus(status: BrokerStatus): string {
+  const order = ['ingest', 'detect', 'classify', 'sink'];
+  const peers = [...status.peers].sort((a, b) => order.indexOf(a.stage) - order.indexOf(b.stage) || a.id.localeCompare(b.id));
+  const rows = [['stage', 'host', 'pid', 'concurrency', 'credit', 'done', 'rate/s', 'service ms', 'seen ms ago']];
+  for (const p of peers) rows.push([p.stage, p.host, String(p.pid), String(p.concurrency), String(p.credit), String(p.done), p.rate.toFixed(1), p.serviceMs.toFixed(1), String(p.lastSeenMs)]);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  const queued = Object.entries(status.queued).map(([hop, n]) => `${hop} ${n}`).join(', ');
+  return [`broker ${status.host} pid ${status.pid}; queued: ${queued}`, ...lines].join('\n');
+}

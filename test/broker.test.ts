@@ -1,0 +1,171 @@
+// Broker mode: replicas by credit, load that follows replica speed, late joiners, heartbeats,
+// broker restarts, status, and replies that find their ingest — all with real processes.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchPipeline, spawnStage, stopProcesses, waitReady, type StageProcess } from '../src/cli/launcher.js';
+import { fetchStatus } from '../src/cli/status.js';
+import type { BrokerStatus } from '../src/transport/broker-protocol.js';
+import { offerLoad } from '../bench/lib.js';
+import { freePorts, header, reqOnce, transportSets } from './helpers.js';
+
+const HB = 200;
+const image = Buffer.from('x');
+
+async function brokerSets(): Promise<string[]> {
+  return [...(await transportSets()), 'transport.mode=broker', `broker.heartbeat_ms=${HB}`, 'log.level=warn'];
+}
+
+const opened: StageProcess[] = [];
+after(() => stopProcesses(opened));
+
+async function replica(stage: 'broker' | 'ingest' | 'detect' | 'classify' | 'sink', sets: string[]): Promise<StageProcess> {
+  const proc = spawnStage(stage, { flags: { profile: 'noop', set: sets }, stdio: 'pipe' });
+  opened.push(proc);
+  await waitReady(proc, 30_000);
+  return proc;
+}
+
+const endpointOf = (sets: string[], key: string) => sets.findLast((s) => s.startsWith(`${key}=`))!.split('=')[1]!;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function status(sets: string[]): Promise<BrokerStatus> {
+  return fetchStatus(endpointOf(sets, 'broker.ingest'), 3000);
+}
+
+async function waitFor(what: string, ms: number, check: () => Promise<boolean>): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (await check()) return Date.now() - t0;
+    await sleep(50);
+  }
+  throw new Error(`${what}: not within ${ms} ms`);
+}
+
+describe('broker mode', () => {
+  test('a whole pipeline runs through the broker, and status lists every process', async () => {
+    const sets = await brokerSets();
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe' });
+    try {
+      assert.equal(pipeline.procs[0]!.stage, 'broker');
+      const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => reqOnce(pipeline.endpoint, [header({ id: i }), image])));
+      replies.forEach((r, i) => assert.deepEqual([r.ok, r.id], [true, i]));
+      await sleep(HB * 1.5);
+      const s = await status(sets);
+      assert.deepEqual(s.peers.map((p) => p.stage).sort(), ['classify', 'detect', 'ingest', 'sink']);
+      const detect = s.peers.find((p) => p.stage === 'detect')!;
+      assert.equal(detect.done, 30);
+      assert.equal(detect.pid, pipeline.procs.find((p) => p.stage === 'detect')!.child.pid);
+    } finally {
+      await pipeline.stop();
+    }
+  });
+
+  test('two ingests and two sinks: every reply reaches the ingest that holds its client', async () => {
+    const sets = await brokerSets();
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe', replicas: { sink: 2 } });
+    const [clients2] = await freePorts(1);
+    try {
+      await replica('ingest', [...sets, `transport.clients=tcp://127.0.0.1:${clients2}`]);
+      const two = `tcp://127.0.0.1:${clients2}`;
+      const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => reqOnce(i % 2 ? two : pipeline.endpoint, [header({ id: `r${i}` }), image])));
+      replies.forEach((r, i) => assert.deepEqual([r.ok, r.id], [true, `r${i}`]));
+    } finally {
+      await pipeline.stop();
+    }
+  });
+
+  test('load follows replica speed: a 4× slower replica costs the pool only its own share', async () => {
+    const sets = await brokerSets();
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe', stages: ['ingest', 'classify', 'sink'] });
+    try {
+      const fastMs = 10;
+      await replica('detect', [...sets, `detect.model.delay_ms=${fastMs}`]);
+      await replica('detect', [...sets, `detect.model.delay_ms=${fastMs * 4}`]);
+      await offerLoad(pipeline.endpoint, [image], 8, 50);
+      const r = await offerLoad(pipeline.endpoint, [image], 16, 400);
+      const ideal = 1000 / fastMs + 1000 / (fastMs * 4);
+      assert.equal(r.errors, 0);
+      assert.ok(r.perSecond >= 0.9 * ideal, `${r.perSecond.toFixed(1)}/s vs sum of rates ${ideal}/s`);
+    } finally {
+      await pipeline.stop();
+    }
+  });
+
+  test('a replica that joins while a backlog waits takes only its share', async () => {
+    const sets = await brokerSets();
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: [...sets, 'detect.model.delay_ms=20'] }, stdio: 'pipe' });
+    try {
+      const load = offerLoad(pipeline.endpoint, [image], 120, 240);
+      await waitFor('a backlog at the broker', 5000, async () => (await status(sets)).queued.detect! > 50);
+      const joiner = await replica('detect', [...sets, 'detect.model.delay_ms=20']);
+      // Right after joining, the backlog is still at the broker: the joiner holds its credit's worth, no more.
+      const s = await status(sets);
+      assert.ok(s.queued.detect! > 20, `backlog stays queued (${s.queued.detect})`);
+      const doneAtJoin = s.peers.find((p) => p.stage === 'detect' && p.pid !== joiner.child.pid)?.done ?? 0;
+      const r = await load;
+      assert.equal(r.errors, 0);
+      const mine = (await status(sets)).peers.find((p) => p.pid === joiner.child.pid)!;
+      // Both run at the same speed: from the join on, they split the rest about evenly.
+      const rest = 240 - doneAtJoin;
+      assert.ok(mine.done >= 0.35 * rest && mine.done <= 0.65 * rest, `joiner did ${mine.done} of the ${rest} left at its join`);
+    } finally {
+      await pipeline.stop();
+    }
+  });
+
+  test('a replica that stops heart-beating leaves dispatch; when it comes back it is used again', async () => {
+    const sets = await brokerSets();
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe' });
+    const second = await replica('detect', sets);
+    const pid = second.child.pid!;
+    const listed = async () => (await status(sets)).peers.some((p) => p.pid === pid);
+    try {
+      process.kill(pid, 'SIGSTOP');
+      await waitFor('the stopped replica written off', HB * 8, async () => !(await listed()));
+      // Jobs still flow through the one left.
+      const r = await offerLoad(pipeline.endpoint, [image], 4, 40);
+      assert.equal(r.errors, 0);
+      process.kill(pid, 'SIGCONT');
+      await waitFor('the replica back in the table', HB * 8, listed);
+      const before = (await status(sets)).peers.find((p) => p.pid === pid)!.done;
+      await offerLoad(pipeline.endpoint, [image], 8, 200);
+      await sleep(HB);
+      const afterward = (await status(sets)).peers.find((p) => p.pid === pid)!.done;
+      assert.ok(afterward > before, `the returned replica takes jobs again (${before} → ${afterward})`);
+    } finally {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {}
+      await pipeline.stop();
+    }
+  });
+
+  test('after a broker restart the replicas re-register by themselves within three heartbeats', async () => {
+    const sets = await brokerSets();
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe', stages: ['ingest', 'detect', 'classify', 'sink'] });
+    try {
+      assert.equal((await offerLoad(pipeline.endpoint, [image], 4, 40)).errors, 0);
+      const old = pipeline.procs.find((p) => p.stage === 'broker')!;
+      const gone = new Promise((r) => old.child.once('exit', r));
+      old.child.kill('SIGKILL');
+      await gone;
+      await sleep(HB * 2);
+      await replica('broker', sets);
+      const t0 = Date.now();
+      // A request with a deadline shorter than the recovery budget must succeed once the replicas are back.
+      await waitFor('a reply through the new broker', HB * 3, async () => {
+        try {
+          return (await reqOnce(pipeline.endpoint, [header({ id: 'again', timeout_ms: HB }), image], HB * 2)).ok;
+        } catch {
+          return false;
+        }
+      });
+      const recovered = Date.now() - t0;
+      const r = await offerLoad(pipeline.endpoint, [image], 8, 200);
+      assert.equal(r.errors, 0);
+      assert.ok(recovered <= HB * 3, `recovered in ${recovered} ms`);
+    } finally {
+      await pipeline.stop();
+    }
+  });
+});
