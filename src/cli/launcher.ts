@@ -21,6 +21,8 @@ export interface LaunchOptions {
   /** Give up if a stage is not ready by then. */
   readyTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** A command the stage runs under, e.g. `['ip', 'netns', 'exec', 'host2']` (tests across network namespaces). */
+  wrap?: string[];
 }
 
 export interface StageProcess {
@@ -47,7 +49,9 @@ export function stageFile(stage: ProcessName): string {
 export function spawnStage(stage: ProcessName, options: LaunchOptions): StageProcess {
   // FRAMEPIPE_NODE_ARGS passes node flags to every stage (e.g. --cpu-prof for profiling).
   const nodeArgs = (options.env ?? process.env).FRAMEPIPE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, '--import', tsxHook, stageFile(stage), ...toArgv(options.flags)], {
+  const argv = [process.execPath, ...nodeArgs, '--import', tsxHook, stageFile(stage), ...toArgv(options.flags)];
+  const [command, ...args] = [...(options.wrap ?? []), ...argv] as [string, ...string[]];
+  const child = spawn(command, args, {
     stdio: options.stdio === 'pipe' ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'],
     env: options.env ?? process.env,
   });
