@@ -1,0 +1,205 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { OcrRecConfig } from '../config/schema.js';
+import { cropColumns, lineCorners, resizeToHeight, rotate180, toMat, warpQuad } from '../image/crop.js';
+import type { RgbImage } from '../image/decode.js';
+import { loadOpenCv, type OpenCv } from '../image/opencv.js';
+import { emptyColumns, longestEmptyRun } from '../image/ink-gaps.js';
+import { HALF_HALF, fillNchw } from '../image/tensor.js';
+import { ctcGreedy, tokensToText } from './ctc.js';
+import { findModelFile } from './model-file.js';
+import type { TextRegion } from './ocr-det.js';
+import { createSession, ort, outputByName } from './ort.js';
+
+/** What one text region says. */
+export interface TextLine {
+  /** Empty when nothing was read. */
+  text: string;
+  /** Mean probability of the emitted characters, 0..1 (0 for no text). */
+  score: number;
+  /** The region was read turned 180° (the text in the image is upside down). */
+  upsideDown: boolean;
+}
+
+/** Milliseconds spent in each step of the last recognize() call. */
+export interface RecTimings {
+  crop: number;
+  /** One entry per direction classifier call. */
+  cls: number[];
+  /** One entry per recognizer call (inference only) and the lines in it. */
+  rec: { lines: number; width: number; ms: number }[];
+  decode: number;
+}
+
+const HEIGHT = 48;
+const MIN_WIDTH = 320;
+const CLS_WIDTH = 192;
+const REC_OUTPUT = 'softmax_11.tmp_0';
+const CLS_OUTPUT = 'softmax_0.tmp_0';
+/**
+ * How much more confident the 180° reading must be to replace the upright one. The classifier
+ * alone is not trusted (MANIFEST §2.6: confident wrong "180" on long upright lines); an upright
+ * line read upside down gives a clearly worse confidence, an upside-down one a clearly better.
+ */
+const FLIP_MARGIN = 0.05;
+
+/** PP-OCRv4 text recognizer (CTC) with the PP-OCR direction classifier as a 180° check. */
+export class TextRecognizer {
+  /** Timings of the most recent recognize(). */
+  lastTimings: RecTimings = { crop: 0, cls: [], rec: [], decode: 0 };
+
+  private constructor(
+    private readonly rec: ort.InferenceSession,
+    private readonly cls: ort.InferenceSession | undefined,
+    private readonly dict: readonly string[],
+    private readonly cv: OpenCv,
+    private readonly files: { rec: string; cls?: string; dictionary: string },
+    private readonly cfg: OcrRecConfig,
+    private readonly threads: number,
+  ) {}
+
+  static async load(cfg: OcrRecConfig, opts: { modelsDir: string; threads: number }): Promise<TextRecognizer> {
+    const recFile = findModelFile(cfg.path, opts.modelsDir);
+    const dictFile = findModelFile(cfg.dictionary, opts.modelsDir);
+    const clsFile = cfg.direction === '' ? undefined : findModelFile(cfg.direction, opts.modelsDir);
+    // Class k is dict[k−1]; the dictionary file has no space, the model's last class is one.
+    const dict = [...readFileSync(dictFile, 'utf8').replace(/\r/g, '').split('\n'), ' '];
+    const [rec, cls, cv] = await Promise.all([
+      createSession(recFile, { threads: opts.threads }),
+      clsFile === undefined ? Promise.resolve(undefined) : createSession(clsFile, { threads: opts.threads }),
+      loadOpenCv(),
+    ]);
+    return new TextRecognizer(rec, cls, dict, cv, { rec: recFile, cls: clsFile, dictionary: dictFile }, cfg, opts.threads);
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      model: path.basename(this.files.rec),
+      dictionary: path.basename(this.files.dictionary),
+      characters: this.dict.length,
+      direction: this.files.cls === undefined ? null : path.basename(this.files.cls),
+      direction_threshold: this.cfg.direction_threshold,
+      batch: this.cfg.batch,
+      threads: this.threads,
+    };
+  }
+
+  async recognize(img: RgbImage, regions: TextRegion[]): Promise<TextLine[]> {
+    this.lastTimings = { crop: 0, cls: [], rec: [], decode: 0 };
+    if (regions.length === 0) return [];
+    const t0 = performance.now();
+    const lines = this.cropLines(img, regions);
+    this.lastTimings.crop = performance.now() - t0;
+
+    const flip: number[] = [];
+    if (this.cls) {
+      const p180 = await this.classify(this.cls, lines);
+      p180.forEach((p, i) => {
+        if (p >= this.cfg.direction_threshold) flip.push(i);
+      });
+    }
+    // Upright readings and the 180° candidates go through the recognizer together, so that the
+    // orientation check costs rows in the same batches rather than calls of its own.
+    const reads = await this.read([...lines, ...flip.map((i) => rotate180(lines[i]!))]);
+    const result: TextLine[] = lines.map((_, i) => ({ ...reads[i]!, upsideDown: false }));
+    flip.forEach((i, k) => {
+      const turned = reads[lines.length + k]!;
+      if (turned.text.length > 0 && turned.score > result[i]!.score + FLIP_MARGIN) result[i] = { ...turned, upsideDown: true };
+    });
+    return result;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.rec.release(), this.cls?.release()]);
+  }
+
+  /** Every region cut out upright and scaled to the rec height. */
+  private cropLines(img: RgbImage, regions: TextRegion[]): RgbImage[] {
+    const src = toMat(this.cv, img);
+    try {
+      return regions.map((r) => {
+        const { corners, width, height } = lineCorners(r.polygon);
+        return resizeToHeight(this.cv, warpQuad(this.cv, src, corners, width, height), HEIGHT);
+      });
+    } finally {
+      src.delete();
+    }
+  }
+
+  /**
+   * P(180°) per line. The classifier sees a centred 4:1 window of the line rather than the whole
+   * line squashed to 192 columns: squashed long lines are what it gets confidently wrong.
+   */
+  private async classify(session: ort.InferenceSession, lines: RgbImage[]): Promise<number[]> {
+    const p180: number[] = [];
+    for (let b = 0; b < lines.length; b += this.cfg.batch) {
+      const chunk = lines.slice(b, b + this.cfg.batch);
+      const item = 3 * HEIGHT * CLS_WIDTH;
+      const input = new Float32Array(chunk.length * item);
+      chunk.forEach((line, i) => {
+        const window = line.width > CLS_WIDTH ? cropColumns(line, (line.width - CLS_WIDTH) >> 1, CLS_WIDTH) : line;
+        fillNchw(input, i * item, window.data, window.width, HEIGHT, CLS_WIDTH, HEIGHT, 'bgr', HALF_HALF);
+      });
+      const t0 = performance.now();
+      const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, [chunk.length, 3, HEIGHT, CLS_WIDTH]) });
+      this.lastTimings.cls.push(performance.now() - t0);
+      const probs = outputByName(out, CLS_OUTPUT).data as Float32Array;
+      for (let i = 0; i < chunk.length; i++) p180.push(probs[i * 2 + 1]!);
+    }
+    return p180;
+  }
+
+  /**
+   * Reads lines in as few calls as the batch size allows. Lines are sorted by width and a batch
+   * only takes lines up to 1.25× the width of its narrowest: every row is padded to the widest,
+   * and PP-OCRv4 rec (SVTR, with attention over the width) costs more than linearly in width,
+   * so padding a short line to a long one costs more than a separate call saves.
+   */
+  private async read(lines: RgbImage[]): Promise<{ text: string; score: number }[]> {
+    const order = lines.map((_, i) => i).sort((a, b) => lines[a]!.width - lines[b]!.width);
+    const batches: number[][] = [];
+    for (const i of order) {
+      const batch = batches[batches.length - 1];
+      const first = batch === undefined ? 0 : Math.max(MIN_WIDTH, lines[batch[0]!]!.width);
+      if (batch && batch.length < this.cfg.batch && lines[i]!.width <= first * 1.25) batch.push(i);
+      else batches.push([i]);
+    }
+    const results: { text: string; score: number }[] = new Array(lines.length);
+    for (const idx of batches) {
+      const maxWidth = Math.max(...idx.map((i) => lines[i]!.width));
+      // A multiple of 8 keeps every CTC step exactly 8 input columns wide.
+      const width = Math.ceil(Math.max(MIN_WIDTH, maxWidth) / 8) * 8;
+      const item = 3 * HEIGHT * width;
+      // Zero after normalisation is the padding PaddleOCR uses.
+      const input = new Float32Array(idx.length * item);
+      idx.forEach((li, k) => {
+        const line = lines[li]!;
+        fillNchw(input, k * item, line.data, line.width, HEIGHT, width, HEIGHT, 'bgr', HALF_HALF);
+      });
+      const t0 = performance.now();
+      const out = await this.rec.run({ [this.rec.inputNames[0]!]: new ort.Tensor('float32', input, [idx.length, 3, HEIGHT, width]) });
+      const t1 = performance.now();
+      this.lastTimings.rec.push({ lines: idx.length, width, ms: t1 - t0 });
+      const probs = outputByName(out, REC_OUTPUT);
+      const [, steps, classes] = probs.dims as [number, number, number];
+      const data = probs.data as Float32Array;
+      idx.forEach((li, k) => {
+        const tokens = ctcGreedy(data, k * steps * classes, steps, classes);
+        const full = emptyColumns(lines[li]!, 0.06);
+        const core = emptyColumns(lines[li]!, 0.2);
+        const text = tokensToText(tokens, this.dict, {
+          stepPx: width / steps,
+          lineHeightPx: HEIGHT,
+          emptyRun: (x0, x1) => ({
+            full: longestEmptyRun(full, Math.round(x0), Math.round(x1)),
+            core: longestEmptyRun(core, Math.round(x0), Math.round(x1)),
+          }),
+        });
+        const score = tokens.length === 0 ? 0 : tokens.reduce((s, t) => s + t.prob, 0) / tokens.length;
+        results[li] = { text, score };
+      });
+      this.lastTimings.decode += performance.now() - t1;
+    }
+    return results;
+  }
+}
