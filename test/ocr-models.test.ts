@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { distance } from './edit-distance.js';
+import { distance } from 'fastest-levenshtein';
 import { detectModelSchema, classifyModelSchema, type OcrDetConfig, type OcrRecConfig } from '../src/config/schema.js';
 import { decodeImage } from '../src/image/decode.js';
 import { renderTextImage, type RenderTextOptions } from '../src/image/render-text.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import sharp from 'sharp';
-import { findModelFile } from './model-file.js';
+import { resolveModelFile } from '../config/load.js';
 import type { OcrDetConfig } from '../config/schema.js';
 import type { RgbImage } from '../image/decode.js';
 import { loadOpenCv, type OpenCv } from '../image/opencv.js';
@@ -44,7 +44,7 @@ export class TextDetector {
   ) {}
 
   static async load(cfg: OcrDetConfig, opts: { modelsDir: string; threads: number }): Promise<TextDetector> {
-    const file = findModelFile(cfg.path, opts.modelsDir);
+    const file = resolveModelFile(cfg.path, opts.modelsDir);
     const [session, cv] = await Promise.all([createSession(file, { threads: opts.threads }), loadOpenCv()]);
     return new TextDetector(session, cv, file, cfg, opts.threads);
   }

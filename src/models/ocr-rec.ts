@@ -7,7 +7,7 @@ import { loadOpenCv, type OpenCv } from '../image/opencv.js';
 import { emptyColumns, longestEmptyRun } from '../image/ink-gaps.js';
 import { HALF_HALF, fillNchw } from '../image/tensor.js';
 import { ctcGreedy, tokensToText } from './ctc.js';
-import { findModelFile } from './model-file.js';
+import { resolveModelFile } from '../config/load.js';
 import type { TextRegion } from './ocr-det.js';
 import { createSession, ort, outputByName } from './ort.js';
 
@@ -59,9 +59,9 @@ export class TextRecognizer {
   ) {}
 
   static async load(cfg: OcrRecConfig, opts: { modelsDir: string; threads: number }): Promise<TextRecognizer> {
-    const recFile = findModelFile(cfg.path, opts.modelsDir);
-    const dictFile = findModelFile(cfg.dictionary, opts.modelsDir);
-    const clsFile = cfg.direction === '' ? undefined : findModelFile(cfg.direction, opts.modelsDir);
+    const recFile = resolveModelFile(cfg.path, opts.modelsDir);
+    const dictFile = resolveModelFile(cfg.dictionary, opts.modelsDir);
+    const clsFile = cfg.direction === '' ? undefined : resolveModelFile(cfg.direction, opts.modelsDir);
     // Class k is dict[k−1]; the dictionary file has no space, the model's last class is one.
     const dict = [...readFileSync(dictFile, 'utf8').replace(/\r/g, '').split('\n'), ' '];
     const [rec, cls, cv] = await Promise.all([
