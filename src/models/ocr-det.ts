@@ -4,7 +4,7 @@ import { resolveModelFile } from '../config/load.js';
 import type { OcrDetConfig } from '../config/schema.js';
 import type { RgbImage } from '../image/decode.js';
 import { loadOpenCv, type OpenCv } from '../image/opencv.js';
-import { IMAGENET_BGR, fillNchw } from '../image/tensor.js';
+import { PADDLE_DET, fillTensor } from '../image/fill-tensor.js';
 import type { Box, Point } from '../protocol/types.js';
 import { dbPostprocess, type DbParams } from './db-postprocess.js';
 import { createSession, ort, outputByName } from './ort.js';
@@ -69,7 +69,7 @@ export class TextDetector {
       .toBuffer();
     const t1 = performance.now();
     const input = new Float32Array(3 * mw * mh);
-    fillNchw(input, 0, resized, mw, mh, mw, mh, 'bgr', IMAGENET_BGR);
+    fillTensor(resized, mw, mh, PADDLE_DET, input);
     const t2 = performance.now();
     const inputName = this.session.inputNames[0]!;
     const out = await this.session.run({ [inputName]: new ort.Tensor('float32', input, [1, 3, mh, mw]) });

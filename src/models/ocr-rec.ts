@@ -5,7 +5,7 @@ import { cropColumns, lineCorners, resizeToHeight, rotate180, toMat, warpQuad } 
 import type { RgbImage } from '../image/decode.js';
 import { loadOpenCv, type OpenCv } from '../image/opencv.js';
 import { emptyColumns, longestEmptyRun } from '../image/ink-gaps.js';
-import { HALF_HALF, fillNchw } from '../image/tensor.js';
+import { PADDLE_REC, fillTensor } from '../image/fill-tensor.js';
 import { ctcGreedy, tokensToText } from './ctc.js';
 import { resolveModelFile } from '../config/load.js';
 import type { TextRegion } from './ocr-det.js';
@@ -138,7 +138,7 @@ export class TextRecognizer {
       const input = new Float32Array(chunk.length * item);
       chunk.forEach((line, i) => {
         const window = line.width > CLS_WIDTH ? cropColumns(line, (line.width - CLS_WIDTH) >> 1, CLS_WIDTH) : line;
-        fillNchw(input, i * item, window.data, window.width, HEIGHT, CLS_WIDTH, HEIGHT, 'bgr', HALF_HALF);
+        fillTensor(window.data, window.width, HEIGHT, PADDLE_REC, input, i * item, { width: CLS_WIDTH, height: HEIGHT });
       });
       const t0 = performance.now();
       const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, [chunk.length, 3, HEIGHT, CLS_WIDTH]) });
@@ -174,7 +174,7 @@ export class TextRecognizer {
       const input = new Float32Array(idx.length * item);
       idx.forEach((li, k) => {
         const line = lines[li]!;
-        fillNchw(input, k * item, line.data, line.width, HEIGHT, width, HEIGHT, 'bgr', HALF_HALF);
+        fillTensor(line.data, line.width, HEIGHT, PADDLE_REC, input, k * item, { width, height: HEIGHT });
       });
       const t0 = performance.now();
       const out = await this.rec.run({ [this.rec.inputNames[0]!]: new ort.Tensor('float32', input, [idx.length, 3, HEIGHT, width]) });
