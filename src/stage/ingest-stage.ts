@@ -1,0 +1,53 @@
+import { bindOrFail, pullSocket, pushSocket, routerSocket } from '../transport/sockets.js';
+import { IngestLink } from '../transport/worker-link.js';
+import { hopOptions } from './forward-stage.js';
+import { directUpstream, IngestServer } from './ingest-server.js';
+import type { StageContext } from './setup.js';
+
+/**
+ * Ingest's sockets for either topology: the client ROUTER always; then, in direct mode, a PUSH
+ * to detect and a PULL for the sinks' results, or in broker mode one DEALER whose routing id is
+ * this ingest's origin name, by which results come home. Registers cleanup and announces ready.
+ */
+export async function openIngest(ctx: StageContext): Promise<IngestServer> {
+  const { transport: t, limits, broker } = ctx.config;
+  const hop = hopOptions(ctx);
+  // Twice the answerable limit: larger messages still get TOO_LARGE; only absurd ones are cut off.
+  const clients = routerSocket({ ...hop, maxMessageSize: limits.max_message_bytes * 2 + 65536 });
+  await bindOrFail(clients, t.clients, 'ingest clients');
+  if (t.mode === 'broker') {
+    const link = new IngestLink(
+      {
+        ...hop,
+        stage: 'ingest',
+        endpoint: broker.ingest,
+        concurrency: limits.max_inflight,
+        heartbeatMs: broker.heartbeat_ms,
+        liveness: broker.liveness,
+        queue: limits.max_inflight,
+      },
+      ctx.log,
+    );
+    const server = new IngestServer(ctx.config, { clients, upstream: link }, link.name, ctx.log);
+    ctx.onClose(async () => {
+      await server.close(2000);
+      await link.close();
+      clients.close();
+    });
+    link.start();
+    ctx.ready({ clients: t.clients, broker: broker.ingest, origin: link.name, ...server.describe() });
+    return server;
+  }
+  const replies = pullSocket(hop);
+  const next = pushSocket(hop);
+  await bindOrFail(replies, t.replies, 'ingest replies');
+  next.connect(t.detect);
+  const upstream = directUpstream(next, replies, limits.max_inflight);
+  const server = new IngestServer(ctx.config, { clients, upstream }, t.advertise ?? t.replies, ctx.log);
+  ctx.onClose(async () => {
+    await server.close(2000);
+    for (const socket of [clients, replies, next]) socket.close();
+  });
+  ctx.ready({ clients: t.clients, replies: t.replies, next: t.detect, ...server.describe() });
+  return server;
+}
