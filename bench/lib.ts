@@ -56,6 +56,35 @@ export async function offerLoad(endpoint: string, images: Buffer[], concurrency:
   return summarize(concurrency, latencies, errors, seconds);
 }
 
+/**
+ * Open loop: sends `count` requests at a fixed `rate` per second whatever the replies do (the
+ * way cameras send), so latency is measured at a given offered load rather than at a given
+ * number in flight.
+ */
+export async function offerRate(endpoint: string, images: Buffer[], rate: number, count: number): Promise<LoadResult> {
+  const client = new Client(endpoint, { window: 100_000, timeoutMs: 120_000 });
+  const latencies: number[] = [];
+  let errors = 0;
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const s = performance.now();
+    pending.push(
+      client.infer(images[i % images.length]!).then((reply) => {
+        latencies.push(performance.now() - s);
+        if (!reply.ok) errors++;
+      }),
+    );
+  }
+  await Promise.all(pending);
+  const seconds = (performance.now() - t0) / 1000;
+  await client.close();
+  return summarize(rate, latencies, errors, seconds);
+}
+
 /** A whole pipeline on free loopback ports, for one scenario. */
 export async function benchPipeline(profile: string, sets: string[] = []): Promise<Pipeline> {
   const transport = await loopbackTransport();

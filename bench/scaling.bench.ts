@@ -3,7 +3,7 @@
 // replica against a pool of two fast ones, and the plumbing cost of broker vs direct mode.
 import { launchPipeline, spawnStage, stopProcesses, waitReady, type Pipeline, type StageProcess } from '../src/cli/launcher.js';
 import { loopbackTransport } from '../src/transport/ports.js';
-import { offerLoad, table, type LoadResult, type Scenario } from './lib.js';
+import { offerLoad, offerRate, table, type LoadResult, type Scenario } from './lib.js';
 
 const image = Buffer.from('x');
 
@@ -56,6 +56,7 @@ const scenario: Scenario = {
       ['fast + 4× slow (10 ms + 40 ms)', [fast, fast * 4]],
     ];
     const poolRows: (string | number)[][] = [];
+    const openRows: (string | number)[][] = [];
     for (const [name, delays] of pools) {
       const ideal = delays.reduce((s, d) => s + 1000 / d, 0);
       const { pipeline, sets } = await brokerPipeline([], 0);
@@ -65,6 +66,12 @@ const scenario: Scenario = {
           const r = await measure(pipeline.endpoint, window, ideal, seconds);
           poolRows.push([name, window, ideal, r.perSecond, (r.perSecond / ideal) * 100, r.p50, r.p99]);
         }
+        // The same offered load for both pools: what the slow replica does to latency.
+        for (const rate of [50, 90]) {
+          await offerRate(pipeline.endpoint, [image], rate, Math.round(rate * 0.5));
+          const r = await offerRate(pipeline.endpoint, [image], rate, Math.round(rate * (quick ? 3 : 10)));
+          openRows.push([name, rate, r.count, r.perSecond, r.p50, r.p99, r.errors]);
+        }
       } finally {
         await stopProcesses(procs);
         await pipeline.stop();
@@ -72,6 +79,8 @@ const scenario: Scenario = {
     }
     out.push(`\n### A slow replica in the pool\n`);
     out.push(table(['pool', 'window', 'sum of rates /s', 'img/s', '% of sum', 'p50 ms', 'p99 ms'], poolRows));
+    out.push(`\n### The same offered load (open loop, requests at a fixed rate)\n`);
+    out.push(table(['pool', 'offered /s', 'requests', 'img/s', 'p50 ms', 'p99 ms', 'errors'], openRows));
 
     const modeRows: (string | number)[][] = [];
     for (const mode of ['direct', 'broker'] as const) {

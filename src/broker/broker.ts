@@ -6,6 +6,7 @@ import { Cmd, cmdFrame, decodeInfo, type BrokerStatus, type PeerInfo, type PeerS
 import { until } from '../transport/receive.js';
 import { bindOrFail, brokerRouter, type HopOptions } from '../transport/sockets.js';
 import { SocketWriter } from '../transport/writer.js';
+import { HeldJobs, jobKey, resultKey } from './held-jobs.js';
 
 /** The hops the broker dispatches, in pipeline order; the one after `sink` is the way home. */
 export const HOPS = ['detect', 'classify', 'sink'] as const;
@@ -35,6 +36,10 @@ export interface BrokerStats {
   dispatched: number;
   results: number;
   expired: number;
+  /** Jobs handed back by a replica that died or left, queued again. */
+  requeued: number;
+  /** DONEs dropped because another copy of the job had already finished. */
+  duplicates: number;
 }
 
 /**
@@ -46,7 +51,9 @@ export interface BrokerStats {
  * result, which goes to the ingest whose routing id is the job's origin.
  */
 export class Broker {
-  readonly stats: BrokerStats = { jobs: 0, dispatched: 0, results: 0, expired: 0 };
+  readonly stats: BrokerStats = { jobs: 0, dispatched: 0, results: 0, expired: 0, requeued: 0, duplicates: 0 };
+  /** Jobs out at replicas, to hand back if one dies (src/broker/held-jobs.ts). */
+  private readonly held = new HeldJobs();
   private readonly sockets = new Map<Point, { socket: zmq.Router; writer: SocketWriter }>();
   private readonly queues = new Map<Hop, Buffer[][]>(HOPS.map((h) => [h, []]));
   private readonly peers = new Map<Point, Map<string, Peer>>([...HOPS, 'ingest' as const].map((p) => [p, new Map()]));
@@ -122,6 +129,7 @@ export class Broker {
   }
 
   private send(point: Point, frames: Buffer[]): void {
+    if (point !== 'ingest' && frames[1] === cmdFrame(Cmd.JOB)) this.held.dispatched(point, frames[0]!.toString(), frames.slice(2));
     if (!this.sockets.get(point)!.writer.offer(frames)) this.log.error({ point }, 'broker send queue full; message dropped');
   }
 
@@ -158,7 +166,8 @@ export class Broker {
       case Cmd.READY: {
         const info = decodeInfo(body[0]);
         if (!info) throw new Error('READY without info');
-        // A replica that (re)announces itself starts from the credit it states.
+        // A replica that (re)announces itself starts from the credit it states, holding nothing.
+        this.requeue(hop, key);
         peers.delete(key);
         this.touch(hop, id, key, info);
         this.log.info({ hop, replica: key, credit: info.credit }, 'replica ready');
@@ -184,9 +193,12 @@ export class Broker {
           const sent = peer.sentAt.shift();
           if (sent !== undefined) peer.serviceMs = peer.serviceMs === 0 ? Date.now() - sent : peer.serviceMs * 0.8 + (Date.now() - sent) * 0.2;
         }
+        const { verdict, queued } = this.held.settle(hop, key, body.length === 0 ? undefined : hop === 'sink' && cmd.toString() === Cmd.DONE ? resultKey(body) : jobKey(body)?.key);
+        if (queued) this.unqueue(hop, queued);
         if (cmd.toString() === Cmd.DONE) {
           if (peer) peer.done++;
-          this.forward(hop, body);
+          if (verdict === 'duplicate') this.stats.duplicates++;
+          else this.forward(hop, body);
         }
         this.dispatch(hop);
         return;
@@ -194,10 +206,28 @@ export class Broker {
       case Cmd.BYE:
         peers.delete(key);
         this.log.info({ hop, replica: key }, 'replica left');
+        this.requeue(hop, key);
         return;
       default:
         this.log.warn({ hop, from: key, cmd: cmd?.toString() }, 'unknown command from replica');
     }
+  }
+
+  /** A replica's jobs go back to the front of its hop's queue (those before their deadline). */
+  private requeue(hop: Hop, key: string): void {
+    const back = this.held.orphaned(hop, key);
+    if (back.length === 0) return;
+    this.stats.requeued += back.length;
+    this.queues.get(hop)!.unshift(...back);
+    this.log.warn({ hop, replica: key, jobs: back.length }, 'jobs of a gone replica queued again');
+    this.dispatch(hop);
+  }
+
+  /** Takes a queued copy out: the job it repeats has been answered. */
+  private unqueue(hop: Hop, frames: Buffer[]): void {
+    const queue = this.queues.get(hop)!;
+    const i = queue.indexOf(frames);
+    if (i >= 0) queue.splice(i, 1);
   }
 
   /** A finished job moves to the next hop's FIFO; a sink's result goes home to its ingest. */
@@ -229,27 +259,59 @@ export class Broker {
   }
 
   /**
-   * Hands queued jobs to replicas with credit: the one with the most credit left, then the one
-   * that finishes jobs fastest, then the one that waited longest. Jobs never go to a replica
-   * without credit, so none hoards a backlog.
+   * Hands queued jobs to replicas with credit, each job to the replica expected to FINISH it
+   * first: a free slot finishes at now + its service time, a busy one when its oldest job is due
+   * plus its service time. The queue is walked in order and planned on those slots; a job whose
+   * best slot is free now is sent, one whose best slot is busy stays queued for it. So a 4×
+   * slower replica gets only the jobs that would otherwise wait longer than it takes, instead of
+   * every job that arrives while the fast one is busy. Jobs never go to a replica without credit,
+   * so none hoards a backlog; a replica with no measured service time yet (a newcomer) counts as
+   * fast, which is how it gets measured.
    */
   private dispatch(hop: Hop): void {
     const queue = this.queues.get(hop)!;
     if (queue.length === 0) return;
-    const peers = [...this.peers.get(hop)!.values()];
-    while (queue.length > 0) {
-      let best: Peer | undefined;
-      for (const p of peers) {
-        if (p.credit <= 0) continue;
-        if (!best || p.credit > best.credit || (p.credit === best.credit && (p.serviceMs < best.serviceMs || (p.serviceMs === best.serviceMs && p.lastDispatch < best.lastDispatch)))) best = p;
+    const now = Date.now();
+    const slots: { peer: Peer; at: number; free: boolean }[] = [];
+    for (const peer of this.peers.get(hop)!.values()) {
+      const s = peer.serviceMs;
+      for (let i = 0; i < peer.credit; i++) slots.push({ peer, at: now, free: true });
+      for (const sent of peer.sentAt) {
+        // A job long overdue says the estimate is wrong (a stall, a dying replica): plan nothing on that slot.
+        if (now > sent + 2 * s + 100) continue;
+        slots.push({ peer, at: Math.max(now, sent + s), free: false });
+      }
+    }
+    let freeLeft = slots.filter((slot) => slot.free).length;
+    // Planning further ahead than every slot's next few jobs cannot change what is sent now.
+    const horizon = Math.min(queue.length, 4 * slots.length);
+    for (let k = 0; k < horizon && freeLeft > 0 && k < queue.length; ) {
+      let best: (typeof slots)[number] | undefined;
+      for (const slot of slots) {
+        if (!best) {
+          best = slot;
+          continue;
+        }
+        const finish = slot.at + slot.peer.serviceMs;
+        const bestFinish = best.at + best.peer.serviceMs;
+        if (finish < bestFinish || (finish === bestFinish && slot.peer.lastDispatch < best.peer.lastDispatch)) best = slot;
       }
       if (!best) return;
-      const job = queue.shift()!;
-      best.credit--;
-      best.lastDispatch = Date.now();
-      best.sentAt.push(best.lastDispatch);
-      this.stats.dispatched++;
-      this.send(hop, [best.id, cmdFrame(Cmd.JOB), ...job]);
+      if (best.free) {
+        const job = queue.splice(k, 1)[0]!;
+        const peer = best.peer;
+        peer.credit--;
+        peer.lastDispatch = now;
+        peer.sentAt.push(now);
+        this.stats.dispatched++;
+        this.send(hop, [peer.id, cmdFrame(Cmd.JOB), ...job]);
+        best.free = false;
+        freeLeft--;
+      } else {
+        k++;
+      }
+      best.at += best.peer.serviceMs;
+      if (best.peer.serviceMs === 0) best.at += 1;
     }
   }
 
@@ -259,11 +321,13 @@ export class Broker {
     const now = Date.now();
     const dt = Math.max(1, now - this.lastTick) / 1000;
     this.lastTick = now;
+    this.held.sweep(now, 60_000);
     for (const [point, peers] of this.peers) {
       for (const [key, p] of peers) {
         if (now - p.lastSeen > heartbeat_ms * liveness) {
           peers.delete(key);
           this.log.warn({ point, peer: key, silentMs: now - p.lastSeen }, 'peer stopped heart-beating; out of dispatch');
+          if (point !== 'ingest') this.requeue(point, key);
           continue;
         }
         const done = point === 'ingest' ? p.info.done : p.done;
