@@ -81,7 +81,7 @@ async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): 
     processor,
     emit: (job) => link.finish(encodeJob(job)),
     onFailure: passJob,
-    dropped: () => link.release(),
+    dropped: (frames) => link.release(frames[0]),
     concurrency: options.concurrency,
     log: ctx.log,
     signal: ctx.signal,

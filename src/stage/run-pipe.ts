@@ -18,8 +18,8 @@ export interface PipeOptions<Out> {
   onFailure: (job: Job) => Out;
   /** Jobs processed at once. */
   concurrency: number;
-  /** Called for a job that ends without anything emitted (malformed, expired): broker mode returns its credit. */
-  dropped?: () => void;
+  /** Called with a job's frames when it ends without anything emitted (malformed, expired): broker mode returns its credit. */
+  dropped?: (frames: Buffer[]) => void;
   log: Logger;
   /** Aborts when the stage should stop taking work. */
   signal: AbortSignal;
@@ -51,7 +51,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       // Without a readable header there is nobody to answer; the ingest's deadline will.
       stats.malformed++;
       log.warn({ err: (err as Error).message }, 'dropped malformed job');
-      options.dropped?.();
+      options.dropped?.(frames);
       return;
     }
     const meta = job.meta;
@@ -59,7 +59,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       // Ingest has already answered TIMEOUT; doing the work would only delay live requests.
       stats.expired++;
       log.debug({ job: meta.job, id: meta.id }, 'dropped expired job');
-      options.dropped?.();
+      options.dropped?.(frames);
       return;
     }
     let out: Out;

@@ -20,7 +20,7 @@ export async function openSink(ctx: StageContext, concurrency: number, facts: Re
     ctx.onClose(() => link.close());
     link.start();
     ctx.ready({ broker: ctx.config.broker.sink, replica: link.name, ...facts });
-    return { input: link, emit: (out) => link.finish([Buffer.from(out.origin), ...out.frames]), dropped: () => link.release() };
+    return { input: link, emit: (out) => link.finish([Buffer.from(out.origin), ...out.frames]), dropped: (frames) => link.release(frames[0]) };
   }
   const input = pullSocket(hop);
   const replies = new ReplyRouter(hop, ctx.log);

@@ -6,7 +6,7 @@ import { Packr } from 'msgpackr';
  * message starts with one command frame; the rest is the command's body. Replicas and ingests
  * talk over one DEALER each, so no empty delimiter frame is used.
  *
- * replica → broker: READY {info}, HB {info}, DONE ...job (or, from a sink, origin + result), FREE, BYE
+ * replica → broker: READY {info}, HB {info}, DONE ...job (or, from a sink, origin + result), FREE [JobMeta], BYE
  * broker → replica: JOB ...job, HB
  * ingest → broker:  JOB ...job, HB {info}, STATUS
  * broker → ingest:  RESULT ...result, HB, STATUS {json}
@@ -20,7 +20,7 @@ export const Cmd = {
   JOB: 'JOB',
   /** A replica finished a job: the job for the next hop (or a sink's result); returns one credit. */
   DONE: 'DONE',
-  /** A replica dropped a job (expired, malformed): returns one credit, nothing to forward. */
+  /** A replica dropped a job (expired, malformed): returns one credit, nothing to forward; its JobMeta frame, if sent, names the job. */
   FREE: 'FREE',
   /** A replica leaves on purpose: out of dispatch at once. */
   BYE: 'BYE',

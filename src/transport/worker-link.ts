@@ -112,10 +112,10 @@ export class WorkerLink extends BrokerLink {
     return this.writer.send([cmdFrame(Cmd.DONE), ...frames]);
   }
 
-  /** Returns one credit for a job that produced nothing (expired or malformed). */
-  release(): void {
+  /** Returns one credit for a job that produced nothing (expired or malformed); `meta` (its JobMeta frame) names the job. */
+  release(meta?: Buffer): void {
     this.held = Math.max(0, this.held - 1);
-    void this.writer.send([cmdFrame(Cmd.FREE)]).catch(() => {});
+    void this.writer.send(meta ? [cmdFrame(Cmd.FREE), meta] : [cmdFrame(Cmd.FREE)]).catch(() => {});
   }
 }
 
