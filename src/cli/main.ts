@@ -10,6 +10,7 @@ import { loopbackTransport } from '../transport/ports.js';
 import { expandImages } from './files.js';
 import { formatSummary, inferFiles, type InferFilesOptions, type InferSummary } from './infer-files.js';
 import { launchPipeline, stageFile, STAGES, type Pipeline } from './launcher.js';
+import { supervise, type Supervisor } from './supervisor.js';
 import { addConfigOptions, toArgv, toLoadOptions, type ConfigFlags } from './options.js';
 
 const program = new Command('framepipe').description('Vision models behind ZeroMQ: ingest → detect → classify → sink');
@@ -101,10 +102,12 @@ async function startPipeline(flags: ConfigFlags): Promise<void> {
   // Handlers go in before anything starts: a signal that lands while stages are coming up must
   // still stop them, and a signal with no handler installed would kill us and orphan them.
   let pipeline: Pipeline | undefined;
+  let supervisor: Supervisor | undefined;
   let stopping = false;
   const stop = async (why: string, code: number) => {
     if (stopping) return;
     stopping = true;
+    supervisor?.stop();
     console.error(`framepipe: ${why}; stopping all stages…`);
     await pipeline?.stop();
     console.error('framepipe: stopped.');
@@ -117,8 +120,18 @@ async function startPipeline(flags: ConfigFlags): Promise<void> {
   if (stopping) return void (await stop('stopped while starting', 0));
   const pids = pipeline.procs.map((p) => `${p.stage} ${p.child.pid}`).join(', ');
   console.error(`framepipe: pipeline ready (${pids}).\nframepipe: clients connect to ${pipeline.endpoint} — try: npx framepipe infer samples/\nframepipe: Ctrl-C stops all stages.`);
-  const crash = await pipeline.firstExit;
-  await stop(`${crash.stage} exited (${crash.signal ?? `code ${crash.code}`})`, 1);
+  // A stage that exits or is killed is started again with back-off; one that cannot start again stops everything.
+  const env = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
+  supervisor = supervise(
+    pipeline,
+    { flags, stdio: 'inherit' },
+    {
+      ...(env('FRAMEPIPE_RESTART_MIN_MS') !== undefined ? { minDelayMs: env('FRAMEPIPE_RESTART_MIN_MS')! } : {}),
+      ...(env('FRAMEPIPE_RESTART_ATTEMPTS') !== undefined ? { maxStartFailures: env('FRAMEPIPE_RESTART_ATTEMPTS')! } : {}),
+      log: (line) => console.error(`framepipe: ${line}`),
+    },
+  );
+  await stop(await supervisor.gaveUp, 1);
 }
 
 async function launchOrFail(flags: ConfigFlags, stdio: 'inherit' | 'pipe'): Promise<Pipeline> {
