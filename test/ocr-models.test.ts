@@ -15,7 +15,8 @@ import { distance } from 'fastest-levenshtein';
 import { detectModelSchema, classifyModelSchema, type OcrDetConfig, type OcrRecConfig } from '../src/config/schema.js';
 import { decodeImage } from '../src/image/decode.js';
 import { renderTextImage, type RenderTextOptions } from '../src/image/render-text.js';
-import { TextDetector, readingOrder } from '../src/models/ocr-det.js';
+import { TextDetector } from '../src/models/ocr-det.js';
+import { readingOrder } from '../src/image/reading-order.js';
 import { TextRecognizer, type TextLine } from '../src/models/ocr-rec.js';
 import type { Box } from '../src/protocol/types.js';
 

@@ -2,7 +2,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import { Client } from '../client/client.js';
+import { Client, ClientTimeoutError } from '../client/client.js';
 import type { Reply } from '../protocol/types.js';
 import { formatReply } from './format.js';
 
@@ -70,7 +70,8 @@ export async function inferFiles(endpoint: string, files: string[], opts: InferF
       try {
         reply = await client.infer(await readFile(files[i]!), opts.annotate ? { annotate: true } : {});
       } catch (err) {
-        const code = (err as { code?: string }).code === 'ENOENT' ? 'BAD_REQUEST' : 'TIMEOUT';
+        // A file that cannot be read never reached the pipeline; only a client-side timeout is a TIMEOUT.
+        const code = err instanceof ClientTimeoutError ? 'TIMEOUT' : 'BAD_REQUEST';
         reply = { id: null, ok: false, error: { code, message: (err as Error).message } };
       }
       done.set(i, reply);

@@ -63,8 +63,8 @@ export class Client {
 
   /** Sends one image (encoded bytes) and resolves with its reply, ok or not. Rejects only on a client-side timeout or close. */
   async infer(image: Buffer, options: InferOptions = {}): Promise<Reply> {
+    while (!this.closed && this.waiting.size >= this.window) await new Promise<void>((r) => this.slots.push(r));
     if (this.closed) throw new Error('client is closed');
-    while (this.waiting.size >= this.window) await new Promise<void>((r) => this.slots.push(r));
     const id = ++this.seq;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const { timeoutMs: _t, ...fields } = options;
@@ -89,6 +89,8 @@ export class Client {
       this.settle(id);
       w.reject(new Error('client closed'));
     }
+    // Wake everyone still waiting for a free slot: they see `closed` and reject.
+    for (const wake of this.slots.splice(0)) wake();
     this.writer.close();
     this.socket.close();
     await this.loop.catch(() => {});

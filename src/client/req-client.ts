@@ -55,10 +55,14 @@ export class ReqClient {
 
   private open(timeoutMs: number): zmq.Request {
     if (!this.socket) {
-      // ZMQ_RCVTIMEO turns a missing reply into EAGAIN instead of a receive that never returns.
-      this.socket = new zmq.Request({ linger: 0, receiveTimeout: timeoutMs + 500, sendTimeout: timeoutMs });
+      this.socket = new zmq.Request({ linger: 0 });
       this.socket.connect(this.endpoint);
     }
+    // Per attempt, since each call may have its own timeout. ZMQ_RCVTIMEO turns a missing reply
+    // into EAGAIN instead of a receive that never returns; the extra 500 ms lets the pipeline's
+    // own TIMEOUT reply (sent at the deadline) arrive before the client gives up.
+    this.socket.receiveTimeout = timeoutMs + 500;
+    this.socket.sendTimeout = timeoutMs;
     return this.socket;
   }
 

@@ -1,6 +1,6 @@
 import { InternalError, TooLargeError } from '../protocol/errors.js';
 import type { Job } from '../protocol/job.js';
-import { decodeImage, type RgbImage } from './decode.js';
+import { decodeImage, widenToRgb, type RgbImage } from './decode.js';
 
 /**
  * The job's image as RGB pixels, whichever way it came: encoded bytes (decoded here, once) or
@@ -24,20 +24,12 @@ export async function jobImage(job: Job, maxPixels: number): Promise<RgbImage> {
 
 function toRgb(data: Buffer, width: number, height: number, order: 'rgb' | 'bgr' | 'gray'): RgbImage {
   if (order === 'rgb') return { data, width, height, channels: 3 };
+  if (order === 'gray') return { data: widenToRgb(data, width * height, 1), width, height, channels: 3 };
   const out = Buffer.allocUnsafe(width * height * 3);
-  if (order === 'gray') {
-    for (let i = 0, j = 0; i < data.length; i++, j += 3) {
-      const g = data[i]!;
-      out[j] = g;
-      out[j + 1] = g;
-      out[j + 2] = g;
-    }
-  } else {
-    for (let j = 0; j < out.length; j += 3) {
-      out[j] = data[j + 2]!;
-      out[j + 1] = data[j + 1]!;
-      out[j + 2] = data[j]!;
-    }
+  for (let j = 0; j < out.length; j += 3) {
+    out[j] = data[j + 2]!;
+    out[j + 1] = data[j + 1]!;
+    out[j + 2] = data[j]!;
   }
   return { data: out, width, height, channels: 3 };
 }

@@ -1,6 +1,6 @@
-import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
-import { BadImageError, TooLargeError } from '../protocol/errors.js';
-import type { RgbImage } from './decode.js';
+import sharp, { type OutputInfo, type Sharp } from 'sharp';
+import { BadImageError } from '../protocol/errors.js';
+import { readImageHeader, widenToRgb, type RgbImage } from './decode.js';
 
 /**
  * Where the resized image sits on the model's canvas. Each detector family was trained with one:
@@ -73,13 +73,7 @@ export async function letterbox(
   let srcW: number;
   let srcH: number;
   if (Buffer.isBuffer(input)) {
-    const meta = await readHeader(input);
-    const w = meta.autoOrient?.width ?? meta.width;
-    const h = meta.autoOrient?.height ?? meta.height;
-    if (!w || !h) throw new BadImageError('image has no size');
-    if (w * h > options.maxPixels) {
-      throw new TooLargeError(`image is ${w}×${h} = ${w * h} pixels; the limit is ${options.maxPixels}`);
-    }
+    const { width: w, height: h } = await readImageHeader(input, options.maxPixels);
     srcW = w;
     srcH = h;
     // failOn 'warning' refuses truncated data instead of returning grey rows.
@@ -116,7 +110,7 @@ export async function letterbox(
     throw new Error(`letterbox produced ${out.info.width}×${out.info.height}, expected ${g.width}×${g.height}`);
   }
   return {
-    data: toRgb(out.data, out.info.width * out.info.height, out.info.channels),
+    data: widenToRgb(out.data, out.info.width * out.info.height, out.info.channels),
     width: g.width,
     height: g.height,
     scaleX: p.width / srcW,
@@ -125,26 +119,4 @@ export async function letterbox(
     padY: p.top,
     original: { width: srcW, height: srcH },
   };
-}
-
-async function readHeader(bytes: Buffer): Promise<Metadata> {
-  try {
-    return await sharp(bytes).metadata();
-  } catch (err) {
-    throw new BadImageError(`not a decodable image: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** libvips keeps a grey image at one band (two with alpha) even after toColourspace; widen it. */
-function toRgb(data: Buffer, pixels: number, channels: number): Buffer {
-  if (channels === 3) return data;
-  const out = Buffer.allocUnsafe(pixels * 3);
-  const grey = channels < 3;
-  for (let i = 0, j = 0; j < out.length; i += channels, j += 3) {
-    const v = data[i]!;
-    out[j] = v;
-    out[j + 1] = grey ? v : data[i + 1]!;
-    out[j + 2] = grey ? v : data[i + 2]!;
-  }
-  return out;
 }

@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { resolveModelFile } from '../config/load.js';
 import type { OcrDetConfig } from '../config/schema.js';
 import type { RgbImage } from '../image/decode.js';
+import { readingOrder } from '../image/reading-order.js';
 import { loadOpenCv, type OpenCv } from '../image/opencv.js';
 import { PADDLE_DET, fillTensor } from '../image/fill-tensor.js';
 import type { Box, Point } from '../protocol/types.js';
@@ -108,22 +109,4 @@ export function inputSize(width: number, height: number, maxSide: number): { wid
     width: Math.max(STRIDE, Math.round((width * ratio) / STRIDE) * STRIDE),
     height: Math.max(STRIDE, Math.round((height * ratio) / STRIDE) * STRIDE),
   };
-}
-
-/**
- * Top-to-bottom lines, left-to-right within a line. Two regions share a line when each one's
- * vertical centre lies inside the other's vertical extent, so the few pixels of slope of a
- * tilted line do not split it, while stacked lines (whose centres are a line apart) stay apart.
- */
-export function readingOrder<T extends { box: Box }>(regions: T[]): T[] {
-  const cy = (r: T): number => (r.box[1] + r.box[3]) / 2;
-  const byCentre = [...regions].sort((a, b) => cy(a) - cy(b));
-  const lines: T[][] = [];
-  for (const r of byCentre) {
-    const line = lines[lines.length - 1];
-    const fits = line?.every((o) => cy(r) >= o.box[1] && cy(r) <= o.box[3] && cy(o) >= r.box[1] && cy(o) <= r.box[3]);
-    if (line && fits) line.push(r);
-    else lines.push([r]);
-  }
-  return lines.flatMap((line) => line.sort((a, b) => a.box[0] - b.box[0]));
 }

@@ -86,7 +86,7 @@ export function parseRequest(body: Buffer[], limits: RequestLimits, salvage?: Re
   // imagezmq senders put a JSON object in frame 1; '{' (0x7b) is never the start of a msgpack map.
   if (body[0]![0] === 0x7b) {
     if (salvage) salvage.format = 'json';
-    return parseImagezmq(body, size, limits);
+    return parseImagezmq(body, size, limits, salvage);
   }
   let raw: unknown;
   try {
@@ -130,12 +130,16 @@ export function parseRequest(body: Buffer[], limits: RequestLimits, salvage?: Re
   return parsed;
 }
 
-function parseImagezmq(body: Buffer[], size: number, limits: RequestLimits): ParsedRequest {
+function parseImagezmq(body: Buffer[], size: number, limits: RequestLimits, salvage?: RequestSalvage): ParsedRequest {
   let json: unknown;
   try {
     json = JSON.parse(body[0]!.toString('utf8'));
   } catch (err) {
     throw new BadRequestError('header (frame 1) starts with { but is not JSON', { cause: err });
+  }
+  // `msg` is the reply's id: a failure echoes it too, like a protocol v1 id.
+  if (salvage && json !== null && typeof json === 'object' && typeof (json as { msg?: unknown }).msg === 'string') {
+    salvage.id = (json as { msg: string }).msg;
   }
   const result = imagezmqSchema.safeParse(json);
   if (!result.success) {

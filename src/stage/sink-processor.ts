@@ -2,7 +2,7 @@ import { encodeReply, errorReply } from '../protocol/request.js';
 import { encodeResult, type Job } from '../protocol/job.js';
 import type { Detection, OkReply, Reply } from '../protocol/types.js';
 import type { StageProcessor } from './processor.js';
-import { readingOrder } from './reading-order.js';
+import { replyOrder } from '../image/reading-order.js';
 
 /** What the sink sends: the reply, addressed to the ingest that holds the client. */
 export interface SinkOutput {
@@ -36,7 +36,7 @@ export class SinkProcessor implements StageProcessor<Job, SinkOutput> {
 
   async process(job: Job): Promise<SinkOutput> {
     const meta = job.meta;
-    let detections = readingOrder(meta.detections ?? []);
+    let detections = replyOrder(meta.detections ?? []);
     if (meta.options.min_score !== undefined) detections = detections.filter((d) => d.score >= meta.options.min_score!);
     if (meta.options.max_detections !== undefined) detections = topByScore(detections, meta.options.max_detections);
     const reply: OkReply = {
