@@ -35,6 +35,17 @@ describe('objects profile through the pipeline', { skip }, () => {
     for (const d of dets) assert.ok(d.classes && d.classes.length === 5, 'top-5 classes on every detection');
   });
 
+  test('min_score and max_detections filter the reply', async () => {
+    const img = image('dog_bicycle_truck.jpg');
+    const all = ok(await reqOnce(pipe.endpoint, [header({}), img], 30_000));
+    assert.ok(all.some((d) => d.score < 0.5), 'the photo has a low-score box (cat .39)');
+    const confident = ok(await reqOnce(pipe.endpoint, [header({ min_score: 0.5 }), img], 30_000));
+    assert.deepEqual(confident.map((d) => d.label), all.filter((d) => d.score >= 0.5).map((d) => d.label));
+    const top = ok(await reqOnce(pipe.endpoint, [header({ max_detections: 1 }), img], 30_000));
+    assert.equal(top.length, 1);
+    assert.equal(top[0]!.score, Math.max(...all.map((d) => d.score)));
+  });
+
   test('eagle: one bird, classified as a bald eagle', async () => {
     const dets = ok(await reqOnce(pipe.endpoint, [header({ id: 'eagle' }), image('eagle.jpg')], 30_000));
     assert.deepEqual(dets.map((d) => d.label), ['bird']);

@@ -60,6 +60,11 @@ describe('protocol v1 (noop profile, real processes)', () => {
     assert.equal(typeof reply.timings_ms.total, 'number');
   });
 
+  test('unknown header fields are ignored', async () => {
+    const reply = await reqOnce(pipe.endpoint, [header({ id: 'u', future_option: { a: [1, 2] }, colour: 'blue' }), jpeg]);
+    assert.equal(reply.ok, true);
+  });
+
   test("REQ: image inside the header's `image` field; integer id", async () => {
     const reply = await reqOnce(pipe.endpoint, [header({ id: 42, image: jpeg })]);
     assert.equal(reply.ok, true);
@@ -161,7 +166,7 @@ describe('deadlines and overload (noop profile with a slow detect)', () => {
     await pipe?.stop();
   });
 
-  test('a request whose deadline passes gets TIMEOUT, once, and the late result is not sent', async () => {
+  test('a request whose deadline passes gets TIMEOUT, and exactly one reply', async () => {
     const dealer = new zmq.Dealer({ linger: 0 });
     dealer.connect(pipe.endpoint);
     try {
@@ -181,8 +186,13 @@ describe('deadlines and overload (noop profile with a slow detect)', () => {
     try {
       const t0 = Date.now();
       for (let i = 0; i < 10; i++) await dealer.send([header({ id: i, timeout_ms: 10_000 }), Buffer.from('img')]);
-      const replies = await collectN(dealer, 10, 8000, (r) => (r.ok ? undefined : Date.now() - t0));
+      const arrivals: number[] = [];
+      const replies = await collectN(dealer, 10, 8000, arrivals);
       const overloaded = replies.filter((r) => !r.ok && r.error.code === 'OVERLOADED');
+      // "At once": every refusal arrives before the first accepted request can finish (300 ms).
+      replies.forEach((r, i) => {
+        if (!r.ok && r.error.code === 'OVERLOADED') assert.ok(arrivals[i]! - t0 < 250, `OVERLOADED after ${arrivals[i]! - t0} ms`);
+      });
       const ok = replies.filter((r) => r.ok);
       assert.equal(replies.length, 10);
       assert.equal(ok.length + overloaded.length, 10);
@@ -194,7 +204,26 @@ describe('deadlines and overload (noop profile with a slow detect)', () => {
   });
 });
 
-async function collectN(dealer: zmq.Dealer, n: number, ms: number, _tap?: (r: Reply) => unknown): Promise<Reply[]> {
+/** Up to `n` replies within `ms`; `arrivals` (if given) gets each one's arrival time. */
+describe('limits.max_timeout_ms caps a client timeout', () => {
+  let pipe: TestPipeline;
+  before(async () => {
+    pipe = await startPipeline('noop', ['detect.model.delay_ms=1000', 'limits.max_timeout_ms=150']);
+  });
+  after(async () => {
+    await pipe?.stop();
+  });
+
+  test('timeout_ms 60000 against a cap of 150 ms: TIMEOUT well before the stage finishes', async () => {
+    const t0 = Date.now();
+    const reply = await reqOnce(pipe.endpoint, [header({ id: 'cap', timeout_ms: 60_000 }), Buffer.from('x')], 5000);
+    assert.equal(reply.ok, false);
+    if (!reply.ok) assert.equal(reply.error.code, 'TIMEOUT');
+    assert.ok(Date.now() - t0 < 900, `answered after ${Date.now() - t0} ms`);
+  });
+});
+
+async function collectN(dealer: zmq.Dealer, n: number, ms: number, arrivals?: number[]): Promise<Reply[]> {
   const out: Reply[] = [];
   const until = Date.now() + ms;
   while (out.length < n && Date.now() < until) {
@@ -202,6 +231,7 @@ async function collectN(dealer: zmq.Dealer, n: number, ms: number, _tap?: (r: Re
     try {
       const frames = await dealer.receive();
       out.push(decodeReply(frames[frames.length - 1]!));
+      arrivals?.push(Date.now());
     } catch {
       break;
     }
