@@ -45,7 +45,8 @@ export async function inferFiles(endpoint: string, files: string[], opts: InferF
 
   const report = (i: number, reply: Reply) => {
     const file = files[i]!;
-    const name = path.relative(process.cwd(), file) || file;
+    // As the user wrote it (folders expanded): that is the name they will look for in the output.
+    const name = file;
     if (!reply.ok) errors[reply.error.code] = (errors[reply.error.code] ?? 0) + 1;
     if (opts.annotate && reply.ok && reply.annotated) {
       writeFileSync(path.join(opts.annotate, `${path.parse(file).name}.annotated.jpg`), reply.annotated);

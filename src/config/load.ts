@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -31,7 +31,9 @@ export function profilePath(profile: string): string {
 
 function readTree(file: string): Tree {
   if (!existsSync(file)) {
-    const known = ['ocr', 'objects', 'noop'].filter((p) => existsSync(profilePath(p)));
+    const known = readdirSync(path.join(packageRoot, 'config'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => f.slice(0, -'.yaml'.length));
     throw new ConfigError(`profile file ${file} does not exist (profiles here: ${known.join(', ')})`);
   }
   let tree: unknown;
