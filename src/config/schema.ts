@@ -297,6 +297,24 @@ export const configSchema = z
     limits: limits.prefault({}),
     detect: stage(detectModelSchema),
     classify: stage(classifyModelSchema),
+    /** Prometheus metrics, /healthz and /readyz of every process (src/metrics/ports.ts: the port rule). */
+    metrics: z
+      .object({
+        /** Base port: each process serves on port + its offset (ingest 0, detect 1, classify 2, sink 3, broker 4), +10 per extra replica on one host; 0 = off. */
+        port: z.number().int().min(0).max(65_000).default(9460),
+        /** Interface the metrics port binds; 127.0.0.1 keeps it off the network. */
+        host: z.string().min(1).default('127.0.0.1'),
+      })
+      .strict()
+      .prefault({}),
+    /** The web dashboard (`framepipe dashboard`, `npm start -- --dashboard`). */
+    dashboard: z
+      .object({
+        port: z.number().int().min(0).max(65_535).default(8080),
+        host: z.string().min(1).default('127.0.0.1'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

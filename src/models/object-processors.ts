@@ -7,6 +7,7 @@ import type { Job } from '../protocol/job.js';
 import type { StageProcessor } from '../stage/processor.js';
 import { Classifier } from './classifier.js';
 import type { ObjectDetector } from './object-detector.js';
+import { isWatched } from '../dashboard/watched.js';
 
 /** Loads the runner of one detector family (each lives in its own file, loaded on demand). */
 export async function loadObjectDetector(model: ObjectDetectorConfig, options: { modelsDir: string; threads: number }): Promise<ObjectDetector> {
@@ -55,7 +56,7 @@ export class ObjectDetectProcessor implements StageProcessor {
     const t0 = performance.now();
     let original: RgbImage | undefined;
     let input: Letterboxed;
-    if (this.classifierFollows || job.meta.options.annotate || !job.image) {
+    if (this.classifierFollows || job.meta.options.annotate || !job.image || isWatched(job.meta.stream)) {
       original = await jobImage(job, this.maxPixels);
       timings.decode = performance.now() - t0;
       const t1 = performance.now();
@@ -122,8 +123,8 @@ export class ClassifierProcessor implements StageProcessor {
       job.meta.timings.crop = timings.crop;
       job.meta.timings.classify_model = timings.infer;
     }
-    // Pixels stay only where the sink needs them to draw an annotated image.
-    if (!job.meta.options.annotate) {
+    // Pixels stay only where the sink needs them to draw an annotated image (asked for, or a watched stream).
+    if (!job.meta.options.annotate && !isWatched(job.meta.stream)) {
       delete job.pixels;
       delete job.meta.pixels;
     }

@@ -6,6 +6,7 @@ import type { Detection } from '../protocol/types.js';
 import type { StageProcessor } from '../stage/processor.js';
 import { TextDetector } from './ocr-det.js';
 import { TextRecognizer } from './ocr-rec.js';
+import { isWatched } from '../dashboard/watched.js';
 
 /**
  * detect stage of the OCR profile: decode once, find text regions, and hand the decoded pixels
@@ -90,8 +91,8 @@ export class OcrClassifyProcessor implements StageProcessor {
       });
       job.meta.detections = kept;
     }
-    // Pixels stay only where the sink needs them to draw an annotated image.
-    if (!job.meta.options.annotate) {
+    // Pixels stay only where the sink needs them to draw an annotated image (asked for, or a watched stream).
+    if (!job.meta.options.annotate && !isWatched(job.meta.stream)) {
       delete job.pixels;
       delete job.meta.pixels;
     }

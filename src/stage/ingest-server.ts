@@ -1,6 +1,7 @@
 import type * as zmq from 'zeromq';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { meters } from '../metrics/meters.js';
 import { ErrorCode, toWireError, type WireError } from '../protocol/errors.js';
 import { decodeResult, encodeJob } from '../protocol/job.js';
 import { encodeReply, errorReply, type RequestSalvage } from '../protocol/request.js';
@@ -71,6 +72,11 @@ export class IngestServer {
     return this.processor.describe();
   }
 
+  /** Requests accepted and not yet answered. */
+  get inflight(): number {
+    return this.pending.size;
+  }
+
   async serve(signal: AbortSignal): Promise<void> {
     await Promise.all([this.clientLoop(signal), this.replyLoop(signal)]);
   }
@@ -108,7 +114,9 @@ export class IngestServer {
     if (meta.frame !== undefined) request.frame = meta.frame;
     this.pending.add(meta.job, request, meta.deadline, (req) => {
       this.stats.timedOut++;
+      meters()?.errors.inc({ code: ErrorCode.TIMEOUT });
       const timeout = meta.deadline - meta.accepted;
+      this.log.debug({ job: meta.job, id: req.id, code: ErrorCode.TIMEOUT }, 'request timed out');
       this.reply(req, encodeReply(errorReply(req.id, { code: ErrorCode.TIMEOUT, message: `no result within ${timeout} ms` }, req), req.format));
     });
   }
@@ -125,14 +133,15 @@ export class IngestServer {
     if (!req) {
       // Already answered with TIMEOUT: the one reply has gone out, this one must not.
       this.stats.late++;
+      this.log.debug({ job: result.meta.job }, 'late result dropped (already answered TIMEOUT)');
       return;
     }
-    this.reply(req, result.reply);
+    this.reply(req, result.reply, result.meta.job);
   }
 
-  private reply(req: PendingRequest, body: Buffer): void {
+  private reply(req: PendingRequest, body: Buffer, job?: number): void {
     this.stats.answered++;
-    if (!this.toClients.offer([...req.envelope, body])) this.log.error({ id: req.id }, 'client reply queue full; reply dropped');
+    if (!this.toClients.offer([...req.envelope, body])) this.log.error({ job, id: req.id }, 'client reply queue full; reply dropped');
   }
 
   private rejectNow(
@@ -140,10 +149,11 @@ export class IngestServer {
     id: string | number | null,
     format: 'msgpack' | 'json',
     error: WireError,
-    extra?: { stream?: string; frame?: number },
+    extra?: { stream?: string; frame?: number; job?: number },
   ): void {
     this.stats.rejected++;
-    this.log.debug({ id, code: error.code, message: error.message }, 'request rejected');
+    meters()?.errors.inc({ code: error.code });
+    this.log.debug({ job: extra?.job, id, code: error.code, message: error.message }, 'request rejected');
     this.toClients.offer([...envelope, encodeReply(errorReply(id, error, extra), format)]);
   }
 

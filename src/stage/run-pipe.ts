@@ -2,6 +2,7 @@ import type * as zmq from 'zeromq';
 import { decodeJob, encodeJob, type Job } from '../protocol/job.js';
 import { ErrorCode, toWireError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
+import { meters, waitSeconds } from '../metrics/meters.js';
 import { until } from '../transport/receive.js';
 import type { StageProcessor } from './processor.js';
 
@@ -42,6 +43,8 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
   const { input, processor, emit, onFailure, log } = options;
   const stats: PipeStats = { received: 0, done: 0, failed: 0, expired: 0, malformed: 0 };
   const inflight = new Set<Promise<void>>();
+  // Undefined when metrics are off: then each hook below is one check.
+  const m = meters();
 
   const handle = async (frames: Buffer[]): Promise<void> => {
     let job: Job;
@@ -50,6 +53,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     } catch (err) {
       // Without a readable header there is nobody to answer; the ingest's deadline will.
       stats.malformed++;
+      m?.jobs.inc({ outcome: 'malformed' });
       log.warn({ err: (err as Error).message }, 'dropped malformed job');
       options.dropped?.(frames);
       return;
@@ -58,21 +62,32 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     if (!meta.error && Date.now() > meta.deadline) {
       // Ingest has already answered TIMEOUT; doing the work would only delay live requests.
       stats.expired++;
+      m?.jobs.inc({ outcome: 'expired' });
       log.debug({ job: meta.job, id: meta.id }, 'dropped expired job');
       options.dropped?.(frames);
       return;
     }
     let out: Out;
     if (meta.error) {
+      m?.jobs.inc({ outcome: 'passed' });
       out = onFailure(job);
     } else {
       const t0 = performance.now();
+      if (m) {
+        m.queueWait.observe(waitSeconds(meta));
+        m.inflight.inc();
+      }
       try {
         out = await processor.process(job);
         stats.done++;
+        m?.jobs.inc({ outcome: 'ok' });
       } catch (err) {
         stats.failed++;
         meta.error = toWireError(err);
+        if (m) {
+          m.jobs.inc({ outcome: 'error' });
+          m.errors.inc({ code: meta.error.code });
+        }
         const level = meta.error.code === ErrorCode.INTERNAL ? 'error' : 'debug';
         log[level]({ job: meta.job, id: meta.id, code: meta.error.code, err: (err as Error).message }, 'job failed');
         delete job.image;
@@ -81,17 +96,22 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
         out = onFailure(job);
       }
       meta.timings[options.stage] = performance.now() - t0;
+      if (m) {
+        m.inflight.dec();
+        m.processing.observe(meta.timings[options.stage]! / 1000);
+      }
     }
     try {
       await emit(out);
     } catch (err) {
-      log.error({ job: meta.job, err: (err as Error).message }, 'could not pass job on');
+      log.error({ job: meta.job, id: meta.id, err: (err as Error).message }, 'could not pass job on');
     }
   };
 
   const messages = 'jobs' in input ? input.jobs(options.signal) : until(input, options.signal);
   for await (const frames of messages) {
     stats.received++;
+    m?.received.inc();
     const p = handle(frames).finally(() => inflight.delete(p));
     inflight.add(p);
     // Hold intake while `concurrency` jobs are in flight: the backlog then stays in the

@@ -4,6 +4,7 @@ import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { addConfigOptions, toLoadOptions, type ConfigFlags } from '../cli/options.js';
 import { createLogger, type Logger } from '../log.js';
+import { startProcessMetrics } from '../metrics/process-metrics.js';
 
 export type StageName = 'ingest' | 'detect' | 'classify' | 'sink';
 /** Every kind of process framepipe starts: the four stages and the broker. */
@@ -101,6 +102,8 @@ function code130(signal: string): number {
 export async function runStage(stage: ProcessName, main: (ctx: StageContext) => Promise<void>): Promise<void> {
   const ctx = setupStage(stage);
   try {
+    // Before the model loads, so /healthz answers (and /readyz says 'starting') during warm-up.
+    await startProcessMetrics(ctx, stage);
     await main(ctx);
     await ctx.exit(0);
   } catch (err) {
