@@ -12,6 +12,8 @@ import { formatSummary, inferFiles, type InferFilesOptions, type InferSummary } 
 import { launchPipeline, stageFile, STAGES, type Pipeline } from './launcher.js';
 import { supervise, type Supervisor } from './supervisor.js';
 import { addConfigOptions, toArgv, toLoadOptions, type ConfigFlags } from './options.js';
+import { openDashboard, type DashboardFlags } from '../dashboard/open.js';
+import type { Dashboard } from '../dashboard/server.js';
 
 const program = new Command('framepipe').description('Vision models behind ZeroMQ: ingest → detect → classify → sink');
 
@@ -20,11 +22,12 @@ addConfigOptions(
     .command('start')
     .description('start the whole pipeline (no STAGE), or one replica of STAGE (or the broker), in the foreground; Ctrl-C stops')
     .argument('[stage]', `one of ${STAGES.join(', ')}, broker`)
-    .option('-c, --connect <endpoint>', "broker mode: the broker's rendezvous point for STAGE (broker.STAGE), e.g. tcp://10.0.0.5:5561"),
-).action(async (stage: string | undefined, flags: ConfigFlags & { connect?: string }) => {
+    .option('-c, --connect <endpoint>', "broker mode: the broker's rendezvous point for STAGE (broker.STAGE), e.g. tcp://10.0.0.5:5561")
+    .option('--dashboard', 'with the whole pipeline: also serve the web dashboard (dashboard.host:dashboard.port)'),
+).action(async (stage: string | undefined, { dashboard, ...flags }: ConfigFlags & { connect?: string; dashboard?: boolean }) => {
   if (stage === undefined) {
     if (flags.connect) fail('--connect needs a STAGE: it starts one replica that joins a running broker');
-    return startPipeline(flags);
+    return startPipeline(flags, dashboard === true);
   }
   if (!STAGES.includes(stage as StageName) && stage !== 'broker') fail(`unknown stage '${stage}': expected one of ${STAGES.join(', ')}, broker`);
   if (flags.connect) {
@@ -79,6 +82,18 @@ addConfigOptions(
 });
 
 addConfigOptions(
+  program
+    .command('dashboard')
+    .description('serve a live web page of every stage (rate, p50/p99, errors) and of the streams clients send, annotated')
+    .option('--port <port>', 'port of the page (default dashboard.port, 8080)', (v) => parsePositive(v, '--port'))
+    .option('--host <host>', 'interface to bind (default dashboard.host, 127.0.0.1)'),
+).action(async (flags: DashboardFlags) => {
+  const dashboard = await openDashboard(flags).catch((err: Error) => fail(`dashboard: ${err.message}`));
+  console.error(`framepipe: dashboard at ${dashboard.url} (Ctrl-C stops)`);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void dashboard.stop().then(() => process.exit(0)));
+});
+
+addConfigOptions(
   program.command('demo').description('start the pipeline, read the bundled sample images, print the results, stop'),
 ).action(async (flags: ConfigFlags) => {
   const samples = path.join(packageRoot, 'samples');
@@ -98,17 +113,19 @@ addConfigOptions(
   process.exitCode = Object.keys(summary.errors).length > 0 ? 1 : 0;
 });
 
-async function startPipeline(flags: ConfigFlags): Promise<void> {
+async function startPipeline(flags: ConfigFlags, withDashboard = false): Promise<void> {
   // Handlers go in before anything starts: a signal that lands while stages are coming up must
   // still stop them, and a signal with no handler installed would kill us and orphan them.
   let pipeline: Pipeline | undefined;
   let supervisor: Supervisor | undefined;
+  let dashboard: Dashboard | undefined;
   let stopping = false;
   const stop = async (why: string, code: number) => {
     if (stopping) return;
     stopping = true;
     supervisor?.stop();
     console.error(`framepipe: ${why}; stopping all stages…`);
+    await dashboard?.stop();
     await pipeline?.stop();
     console.error('framepipe: stopped.');
     process.exit(code);
@@ -120,6 +137,10 @@ async function startPipeline(flags: ConfigFlags): Promise<void> {
   if (stopping) return void (await stop('stopped while starting', 0));
   const pids = pipeline.procs.map((p) => `${p.stage} ${p.child.pid}`).join(', ');
   console.error(`framepipe: pipeline ready (${pids}).\nframepipe: clients connect to ${pipeline.endpoint} — try: npx framepipe infer samples/\nframepipe: Ctrl-C stops all stages.`);
+  if (withDashboard) {
+    dashboard = await openDashboard(flags).catch((err: Error) => fail(`dashboard: ${err.message}`));
+    console.error(`framepipe: dashboard at ${dashboard.url}`);
+  }
   // A stage that exits or is killed is started again with back-off; one that cannot start again stops everything.
   const env = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
   supervisor = supervise(
