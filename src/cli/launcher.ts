@@ -20,6 +20,8 @@ export interface LaunchOptions {
   stdio?: 'inherit' | 'pipe';
   /** Give up if a stage is not ready by then. */
   readyTimeoutMs?: number;
+  /** Called as each stage (not the broker) reports ready: start-up progress. */
+  onReady?: (proc: StageProcess) => void;
   env?: NodeJS.ProcessEnv;
   /** A command the stage runs under, e.g. `['ip', 'netns', 'exec', 'host2']` (tests across network namespaces). */
   wrap?: string[];
@@ -143,7 +145,7 @@ export async function launchPipeline(options: LaunchOptions): Promise<Pipeline> 
     const names = (options.stages ?? STAGES).flatMap((stage) => Array.from({ length: broker ? (options.replicas?.[stage] ?? 1) : 1 }, () => stage));
     const started = names.map((stage) => spawnStage(stage, options));
     procs.push(...started);
-    await Promise.all(started.map((p) => waitReady(p, options.readyTimeoutMs ?? 60_000)));
+    await Promise.all(started.map((p) => waitReady(p, options.readyTimeoutMs ?? 60_000).then(() => options.onReady?.(p))));
   } catch (err) {
     await stop();
     throw err;

@@ -9,7 +9,8 @@ import { fetchStatus, formatStatus } from './status.js';
 import { loopbackTransport } from '../transport/ports.js';
 import { expandImages } from './files.js';
 import { formatSummary, inferFiles, type InferFilesOptions, type InferSummary } from './infer-files.js';
-import { launchPipeline, stageFile, STAGES, type Pipeline } from './launcher.js';
+import { launchPipeline, stageFile, STAGES, type Pipeline, type StageProcess } from './launcher.js';
+import { startProgress } from './start-progress.js';
 import { supervise, type Supervisor } from './supervisor.js';
 import { addConfigOptions, toArgv, toLoadOptions, type ConfigFlags } from './options.js';
 import { openDashboard, type DashboardFlags } from '../dashboard/open.js';
@@ -133,7 +134,7 @@ async function startPipeline(flags: ConfigFlags, withDashboard = false): Promise
   process.on('SIGINT', () => void stop('SIGINT', 0));
   process.on('SIGTERM', () => void stop('SIGTERM', 0));
   console.error(`framepipe: starting ingest, detect, classify, sink (profile ${flags.profile ?? 'ocr'})…`);
-  pipeline = await launchOrFail(flags, 'inherit');
+  pipeline = await launchOrFail(flags, 'inherit', startProgress(STAGES));
   if (stopping) return void (await stop('stopped while starting', 0));
   const pids = pipeline.procs.map((p) => `${p.stage} ${p.child.pid}`).join(', ');
   console.error(`framepipe: pipeline ready (${pids}).\nframepipe: clients connect to ${pipeline.endpoint} — try: npx framepipe infer samples/\nframepipe: Ctrl-C stops all stages.`);
@@ -155,9 +156,9 @@ async function startPipeline(flags: ConfigFlags, withDashboard = false): Promise
   await stop(await supervisor.gaveUp, 1);
 }
 
-async function launchOrFail(flags: ConfigFlags, stdio: 'inherit' | 'pipe'): Promise<Pipeline> {
+async function launchOrFail(flags: ConfigFlags, stdio: 'inherit' | 'pipe', onReady?: (proc: StageProcess) => void): Promise<Pipeline> {
   try {
-    return await launchPipeline({ flags, stdio });
+    return await launchPipeline({ flags, stdio, ...(onReady ? { onReady } : {}) });
   } catch (err) {
     fail((err as Error).message);
   }
