@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as zmq from 'zeromq';
@@ -76,7 +77,11 @@ describe('dashboard over the OCR pipeline with a client sending stream cam1', ()
     assert.deepEqual(snap.streams, ['cam1']);
   });
 
-  test('/streams/cam1.mjpg sends annotated JPEG frames, and different ones over time', async () => {
+  test('/streams/cam1.mjpg sends annotated JPEG frames, and different ones over time, beside a viewer that never reads', async () => {
+    // A stuck viewer: asks for the stream, then never reads. It must cost the others nothing.
+    const stuck = net.connect(Number(new URL(dashboard.url).port), '127.0.0.1');
+    stuck.write('GET /streams/cam1.mjpg HTTP/1.1\r\nHost: x\r\n\r\n');
+    stuck.pause();
     const abort = new AbortController();
     const res = await fetch(`${dashboard.url}streams/cam1.mjpg`, { signal: abort.signal });
     assert.match(res.headers.get('content-type') ?? '', /^multipart\/x-mixed-replace; boundary=/);
@@ -99,6 +104,7 @@ describe('dashboard over the OCR pipeline with a client sending stream cam1', ()
       }
     }
     abort.abort();
+    stuck.destroy();
     assert.ok(frames.length >= 2, `got ${frames.length} frames`);
     for (const f of frames) assert.deepEqual([...f.subarray(0, 2)], [0xff, 0xd8], 'a JPEG');
     assert.ok(frames.some((f) => !f.equals(frames[0]!)), 'the frames change');
