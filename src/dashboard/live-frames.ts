@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Job } from '../protocol/job.js';
 import type { Detection } from '../protocol/types.js';
-import { watch, WATCH_MS } from './watched.js';
+import { MAX_WATCHED, watch, WATCH_MS } from './watched.js';
 
 /** How long a request for the next frame waits for one, ms. */
 const LONG_POLL_MS = 1000;
@@ -67,6 +67,13 @@ export class LiveFrames {
     const stream = decodeURIComponent(match[1]!);
     let w = this.watched.get(stream);
     if (!w) {
+      // Names come over HTTP: forget streams nobody asked for lately, and hold at most MAX_WATCHED.
+      for (const [name, old] of this.watched) if (Date.now() - old.lastPoll > WATCH_MS && old.waiters.size === 0) this.watched.delete(name);
+      if (this.watched.size >= MAX_WATCHED) {
+        res.writeHead(429);
+        res.end();
+        return true;
+      }
       w = { lastPoll: Date.now(), seq: 0, busy: false, waiters: new Set() };
       this.watched.set(stream, w);
     }

@@ -50,7 +50,15 @@ export class Dashboard {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(this.last ?? null));
       } else if (stream) {
-        this.relay.watch(decodeURIComponent(stream[1]!), res);
+        let name: string;
+        try {
+          name = decodeURIComponent(stream[1]!);
+        } catch {
+          res.writeHead(400);
+          res.end();
+          return;
+        }
+        this.relay.watch(name, res);
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end('not found\n');

@@ -21,7 +21,15 @@ export function isWatched(stream: string | undefined): boolean {
   return true;
 }
 
+/** Streams watched at once at most: the names come over HTTP, so their number is bounded. */
+export const MAX_WATCHED = 64;
+
 export function watch(stream: string, ms = WATCH_MS): void {
+  if (!watched.has(stream) && watched.size >= MAX_WATCHED) {
+    const now = Date.now();
+    for (const [name, until] of watched) if (until < now) watched.delete(name);
+    if (watched.size >= MAX_WATCHED) return;
+  }
   watched.set(stream, Date.now() + ms);
 }
 
