@@ -126,15 +126,16 @@ describe('dashboard over the OCR pipeline with a client sending stream cam1', ()
     try {
       const page = await browser.newPage();
       await page.goto(dashboard.url);
-      await page.waitForFunction((stages) => stages.every((s) => document.querySelector(`#procs tr[data-stage="${s}"]`)), STAGES, { timeout: 15_000 });
+      await page.waitForFunction((stages) => stages.every((s) => document.querySelector(`#procs tr[data-stage="${s}"]`)), STAGES, { timeout: 30_000 });
       const rows = await page.$$eval('#procs tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.stage));
       assert.deepEqual(rows, STAGES);
       const img = page.locator('img[data-stream="cam1"]');
-      await img.waitFor({ timeout: 10_000 });
-      await page.waitForFunction(() => (document.querySelector('img[data-stream="cam1"]') as HTMLImageElement | null)?.naturalWidth! > 0, undefined, { timeout: 10_000 });
+      await img.waitFor({ timeout: 20_000 });
+      await page.waitForFunction(() => (document.querySelector('img[data-stream="cam1"]') as HTMLImageElement | null)?.naturalWidth! > 0, undefined, { timeout: 20_000 });
       const first = await img.screenshot();
+      // Under load (two cores, OCR models) a new frame can take seconds: poll up to 20 s.
       let changed = false;
-      for (let i = 0; i < 20 && !changed; i++) {
+      for (const until = Date.now() + 20_000; !changed && Date.now() < until; ) {
         await page.waitForTimeout(250);
         changed = !(await img.screenshot()).equals(first);
       }
