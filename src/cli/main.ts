@@ -56,6 +56,9 @@ program
     const files = expandOrFail(images);
     const summary = await inferFiles(opts.endpoint, files, opts);
     if (!opts.json || opts.out) console.error(formatSummary(summary));
+    if (summary.errors.TIMEOUT === summary.count) {
+      console.error(`framepipe: nothing answered at ${opts.endpoint}; is the pipeline running? (npm start, or --endpoint)`);
+    }
     process.exitCode = Object.keys(summary.errors).length > 0 ? 1 : 0;
   });
 
