@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import * as zmq from 'zeromq';
+import { decodeReply } from '../src/protocol/request.js';
+import type { Reply } from '../src/protocol/types.js';
 import { stageFile, launchPipeline, stopProcesses, spawnStage } from '../src/cli/launcher.js';
 import { header, repoRoot, reqOnce, transportSets, freePorts } from './helpers.js';
 
@@ -163,6 +165,35 @@ describe('return path with two ingests', () => {
       });
     } finally {
       await stopProcesses([second]);
+      await pipeline.stop();
+    }
+  });
+});
+
+describe('ingest shutdown', () => {
+  test('SIGTERM while requests are in flight: each gets its result, and one sent during the drain gets OVERLOADED', async () => {
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: [...(await transportSets()), 'detect.model.delay_ms=400'] }, stdio: 'pipe' });
+    const dealer = new zmq.Dealer({ linger: 0 });
+    dealer.connect(pipeline.endpoint);
+    try {
+      for (let i = 0; i < 3; i++) await dealer.send([header({ id: `in-${i}` }), Buffer.from('x')]);
+      await new Promise((r) => setTimeout(r, 100));
+      pipeline.procs.find((p) => p.stage === 'ingest')!.child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 100));
+      await dealer.send([header({ id: 'late' }), Buffer.from('x')]);
+      const replies = new Map<string, Reply>();
+      dealer.receiveTimeout = 5000;
+      while (replies.size < 4) {
+        const frames = await dealer.receive();
+        const reply = decodeReply(frames[frames.length - 1]!);
+        replies.set(String(reply.id), reply);
+      }
+      for (let i = 0; i < 3; i++) assert.equal(replies.get(`in-${i}`)?.ok, true, `in-${i} got its result`);
+      const late = replies.get('late')!;
+      assert.equal(late.ok, false);
+      if (!late.ok) assert.equal(late.error.code, 'OVERLOADED');
+    } finally {
+      dealer.close();
       await pipeline.stop();
     }
   });

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { TooLargeError } from '../protocol/errors.js';
 import type { Job } from '../protocol/job.js';
@@ -17,7 +18,13 @@ export interface ClientRequest {
  */
 export class IngestProcessor implements StageProcessor<ClientRequest, Job> {
   readonly name = 'ingest';
-  private seq = 0;
+  /**
+   * Job numbers start at a random point, not 1: a restarted ingest keeps its `origin` (a fixed
+   * endpoint, or PID 1 in a container), so a result still travelling for the old process's job N
+   * must not match the new process's job N. A random start in 2^47 makes that collision
+   * practically impossible without a new field on every hop.
+   */
+  private seq = randomInt(2 ** 47);
 
   constructor(
     private readonly config: Config,

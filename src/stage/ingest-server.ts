@@ -55,6 +55,7 @@ export class IngestServer {
   private readonly pending = new PendingRequests();
   private readonly toClients: SocketWriter;
   private readonly processor: IngestProcessor;
+  private draining = false;
 
   constructor(
     private readonly config: Config,
@@ -77,8 +78,28 @@ export class IngestServer {
     return this.pending.size;
   }
 
-  async serve(signal: AbortSignal): Promise<void> {
-    await Promise.all([this.clientLoop(signal), this.replyLoop(signal)]);
+  /**
+   * Runs until `signal` aborts, then drains: new requests get OVERLOADED at once while results for
+   * the accepted ones keep arriving, for up to `graceMs`; whatever is still pending then gets
+   * OVERLOADED too. So every request, even one that lands during shutdown, gets its one reply.
+   */
+  async serve(signal: AbortSignal, graceMs = 2000): Promise<void> {
+    const loops = new AbortController();
+    const drain = async () => {
+      this.draining = true;
+      const until = Date.now() + graceMs;
+      while (this.pending.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      for (const req of this.pending.drain()) {
+        this.reply(req, encodeReply(errorReply(req.id, { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, req), req.format));
+      }
+      loops.abort();
+    };
+    const draining = new Promise<void>((resolve) => {
+      const start = () => void drain().then(resolve);
+      if (signal.aborted) start();
+      else signal.addEventListener('abort', start, { once: true });
+    });
+    await Promise.all([this.clientLoop(loops.signal), this.replyLoop(loops.signal), draining]);
   }
 
   private async clientLoop(signal: AbortSignal): Promise<void> {
@@ -103,6 +124,10 @@ export class IngestServer {
       return;
     }
     const meta = job.meta;
+    if (this.draining) {
+      this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, meta);
+      return;
+    }
     if (this.pending.size >= this.config.limits.max_inflight || !this.sockets.upstream.offer(encodeJob(job))) {
       const message = `pipeline is full (${this.pending.size} requests in flight); retry later`;
       this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message }, meta);
@@ -157,10 +182,8 @@ export class IngestServer {
     this.toClients.offer([...envelope, encodeReply(errorReply(id, error, extra), format)]);
   }
 
-  /** After intake stopped: waits up to `graceMs` for pending results, then answers the rest so none goes unanswered. */
-  async close(graceMs: number): Promise<void> {
-    const until = Date.now() + graceMs;
-    while (this.pending.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  /** After serve() returned: hands the last replies to the socket, then lets go. */
+  async close(): Promise<void> {
     for (const req of this.pending.drain()) {
       this.reply(req, encodeReply(errorReply(req.id, { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, req), req.format));
     }

@@ -30,7 +30,7 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
     );
     const server = new IngestServer(ctx.config, { clients, upstream: link }, link.name, ctx.log);
     ctx.onClose(async () => {
-      await server.close(2000);
+      await server.close();
       await link.close();
       clients.close();
     });
@@ -45,7 +45,7 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
   const upstream = directUpstream(next, replies, limits.max_inflight);
   const server = new IngestServer(ctx.config, { clients, upstream }, t.advertise ?? t.replies, ctx.log);
   ctx.onClose(async () => {
-    await server.close(2000);
+    await server.close();
     for (const socket of [clients, replies, next]) socket.close();
   });
   ctx.ready({ clients: t.clients, replies: t.replies, next: t.detect, ...server.describe() });
