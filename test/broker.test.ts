@@ -4,6 +4,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchPipeline, spawnStage, stopProcesses, waitReady, type StageProcess } from '../src/cli/launcher.js';
 import { fetchStatus } from '../src/cli/status.js';
+import { Client } from '../src/client/client.js';
 import type { BrokerStatus } from '../src/transport/broker-protocol.js';
 import { offerLoad } from '../bench/lib.js';
 import { freePorts, header, reqOnce, transportSets } from './helpers.js';
@@ -89,6 +90,20 @@ describe('broker mode', () => {
       assert.equal(r.errors, 0);
       assert.ok(r.perSecond >= 0.9 * ideal, `${r.perSecond.toFixed(1)}/s vs sum of rates ${ideal}/s`);
     } finally {
+      await pipeline.stop();
+    }
+  });
+
+  test('jobs left queued past their deadline (no detect replica at all) leave the broker', async () => {
+    const sets = await brokerSets();
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe', replicas: { detect: 0 } });
+    const client = new Client(pipeline.endpoint, { window: 50, timeoutMs: 300 });
+    try {
+      const replies = await Promise.all(Array.from({ length: 30 }, () => client.infer(image).catch((e: Error) => e)));
+      assert.ok(replies.every((r) => !(r instanceof Error) && !r.ok && r.error.code === 'TIMEOUT'), 'every request answered TIMEOUT');
+      await waitFor('the queue to empty', 4 * HB + 2000, async () => (await status(sets)).queued.detect === 0);
+    } finally {
+      await client.close();
       await pipeline.stop();
     }
   });

@@ -56,6 +56,7 @@ export class Broker {
   private readonly held = new HeldJobs();
   private readonly sockets = new Map<Point, { socket: zmq.Router; writer: SocketWriter }>();
   private readonly queues = new Map<Hop, Buffer[][]>(HOPS.map((h) => [h, []]));
+  private readonly deadlines = new WeakMap<Buffer[], number>();
   private readonly peers = new Map<Point, Map<string, Peer>>([...HOPS, 'ingest' as const].map((p) => [p, new Map()]));
   private timer: NodeJS.Timeout | undefined;
   private lastTick = Date.now();
@@ -213,6 +214,32 @@ export class Broker {
     }
   }
 
+  /**
+   * Queued jobs past their deadline leave the queues. Their clients already have TIMEOUT, and
+   * while a hop has no replica they would otherwise pile up (image bytes and all) for as long as
+   * the outage lasts; with this the queues hold at most the requests still pending at ingests.
+   */
+  private dropExpired(now: number): void {
+    for (const queue of this.queues.values()) {
+      let kept = 0;
+      for (const frames of queue) {
+        if (this.deadlineOf(frames) > now) queue[kept++] = frames;
+        else this.stats.expired++;
+      }
+      queue.length = kept;
+    }
+  }
+
+  /** A queued job's deadline, read from its header once. */
+  private deadlineOf(frames: Buffer[]): number {
+    let deadline = this.deadlines.get(frames);
+    if (deadline === undefined) {
+      deadline = jobKey(frames)?.deadline ?? Infinity;
+      this.deadlines.set(frames, deadline);
+    }
+    return deadline;
+  }
+
   /** A replica's jobs go back to the front of its hop's queue (those before their deadline). */
   private requeue(hop: Hop, key: string): void {
     const back = this.held.orphaned(hop, key);
@@ -322,6 +349,7 @@ export class Broker {
     const dt = Math.max(1, now - this.lastTick) / 1000;
     this.lastTick = now;
     this.held.sweep(now, 60_000);
+    this.dropExpired(now);
     for (const [point, peers] of this.peers) {
       for (const [key, p] of peers) {
         if (now - p.lastSeen > heartbeat_ms * liveness) {
