@@ -6,12 +6,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import * as zmq from 'zeromq';
 import { Packr } from 'msgpackr';
 import { ErrorCode } from '../src/protocol/errors.js';
 import { header, startPipeline, type TestPipeline } from './helpers.js';
+import { bombPng } from './bomb.js';
 
 const MESSAGES = Number(process.env.FUZZ_MESSAGES ?? 10_000);
 const SOCKETS = 8;
@@ -37,32 +37,6 @@ function flipBits(buf: Buffer, flips: number): Buffer {
   const out = Buffer.from(buf);
   for (let i = 0; i < flips && out.length > 0; i++) out[int(out.length)]! ^= 1 << int(8);
   return out;
-}
-
-function crc32(buf: Buffer): number {
-  let c = ~0;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-  }
-  return ~c >>> 0;
-}
-
-/** A PNG that declares w×h pixels in 60-odd bytes: a decompression bomb's header. */
-function bombPng(w: number, h: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const chunk = (type: string, data: Buffer) => {
-    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(td));
-    return Buffer.concat([len, td, crc]);
-  };
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1024))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 const FIELDS = ['id', 'image', 'stream', 'frame', 'timeout_ms', 'annotate', 'min_score', 'max_detections', 'shape', 'dtype', 'pixels'] as const;

@@ -2,38 +2,12 @@
 // request, and a clear error for every kind of bad input, with no stage dying of any of them.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import * as zmq from 'zeromq';
 import { decodeReply } from '../src/protocol/request.js';
 import type { Reply } from '../src/protocol/types.js';
 import { collect, header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
-
-function crc32(buf: Buffer): number {
-  let c = ~0;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-  }
-  return ~c >>> 0;
-}
-
-/** A 60-byte PNG that declares 60000×60000 pixels: a decompression bomb's header. */
-function bombPng(): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(60000, 0);
-  ihdr.writeUInt32BE(60000, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const chunk = (type: string, data: Buffer) => {
-    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(td));
-    return Buffer.concat([len, td, crc]);
-  };
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1024))), chunk('IEND', Buffer.alloc(0))]);
-}
+import { bombPng } from './bomb.js';
 
 describe('protocol v1 (noop profile, real processes)', () => {
   let pipe: TestPipeline;
