@@ -50,6 +50,21 @@ describe('framepipe infer and the clients (noop profile, decoding)', () => {
     assert.match(err.stderr, /1 error\(s\) \(BAD_IMAGE 1\)/);
   });
 
+  test('framepipe status (direct mode) lists every stage process with its rate, from the metrics ports', async () => {
+    const client = new Client(pipe.endpoint, { window: 4 });
+    const image = readFileSync(path.join(dir, 'frame2.jpg'));
+    const load = Promise.all(Array.from({ length: 60 }, () => client.infer(image)));
+    const { stdout } = await run(process.execPath, [cli, 'status', '--profile', 'noop'], { timeout: 30_000 });
+    await load;
+    await client.close();
+    for (const p of pipe.procs) {
+      const line = stdout.split('\n').find((l) => l.includes(` ${p.child.pid} `));
+      assert.ok(line, `${p.stage} (pid ${p.child.pid}) listed:\n${stdout}`);
+      assert.ok(line.startsWith(p.stage), line);
+      assert.match(line, / yes /, 'ready');
+    }
+  });
+
   test('infer with no such file says so', async () => {
     await assert.rejects(run(process.execPath, [cli, 'infer', path.join(dir, 'nope.jpg'), '-e', pipe.endpoint]), /nope\.jpg: no such file or folder/);
   });

@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { packageRoot } from '../config/load.js';
-import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { loadConfig, packageRoot } from '../config/load.js';
 import type { ProcessName, StageName } from '../stage/setup.js';
-import { fetchStatus, formatStatus } from './status.js';
+import { fetchStatus, formatProcesses, formatStatus, processStatus } from './status.js';
 import { loopbackTransport } from '../transport/ports.js';
 import { expandImages } from './files.js';
 import { formatSummary, inferFiles, type InferFilesOptions, type InferSummary } from './infer-files.js';
@@ -65,18 +65,25 @@ program
 addConfigOptions(
   program
     .command('status')
-    .description('broker mode: list the live replicas of every stage (host, pid, jobs done, rate)')
+    .description('list the live processes of every stage: from the broker (broker mode, or --connect), else from their metrics ports on this host')
     .option('-c, --connect <endpoint>', "the broker's ingest endpoint (default broker.ingest)")
     .option('--json', 'print the raw status as JSON'),
 ).action(async (flags: ConfigFlags & { connect?: string; json?: boolean }) => {
   let endpoint = flags.connect;
-  if (!endpoint) {
-    try {
-      endpoint = loadConfig(toLoadOptions(flags)).broker.ingest;
-    } catch (err) {
-      fail((err as Error).message);
-    }
+  let config: Config;
+  try {
+    config = loadConfig(toLoadOptions(flags));
+  } catch (err) {
+    fail((err as Error).message);
   }
+  if (!endpoint && config.transport.mode !== 'broker') {
+    // The same numbers the dashboard shows, read from each process's /stats.json.
+    const rows = await processStatus(config.metrics.host, config.metrics.port);
+    console.log(flags.json ? JSON.stringify(rows, null, 2) : formatProcesses(rows));
+    process.exitCode = rows.length > 0 ? 0 : 1;
+    return;
+  }
+  endpoint ??= config.broker.ingest;
   try {
     const status = await fetchStatus(endpoint, 3000);
     console.log(flags.json ? JSON.stringify(status, null, 2) : formatStatus(status));

@@ -1,4 +1,5 @@
 import * as zmq from 'zeromq';
+import { Collector, type ProcessRow } from '../dashboard/collector.js';
 import { Cmd, type BrokerStatus } from '../transport/broker-protocol.js';
 
 /** Asks a broker (at its ingest endpoint) for its table of live peers. */
@@ -31,4 +32,28 @@ export function formatStatus(status: BrokerStatus): string {
   const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   const queued = Object.entries(status.queued).map(([hop, n]) => `${hop} ${n}`).join(', ');
   return [`broker ${status.host} pid ${status.pid}; queued: ${queued}`, ...lines].join('\n');
+}
+
+/**
+ * Direct mode has no broker to ask, so status reads what the dashboard reads: every process's
+ * /stats.json on this host's metrics ports (the same port rule), sampled twice a second apart so
+ * rates and percentiles cover a real window.
+ */
+export async function processStatus(host: string, basePort: number, windowMs = 1000): Promise<ProcessRow[]> {
+  const collector = new Collector(host, basePort);
+  await collector.poll();
+  await new Promise((r) => setTimeout(r, windowMs));
+  return (await collector.poll()).processes;
+}
+
+export function formatProcesses(rows: ProcessRow[]): string {
+  if (rows.length === 0) return 'no framepipe process answers on this host\'s metrics ports (is the pipeline running, with metrics on?)';
+  const ms = (v: number | null) => (v === null ? '–' : v.toFixed(1));
+  const table = [['stage', 'host', 'pid', 'ready', 'rate/s', 'p50 ms', 'p99 ms', 'in flight', 'RSS MB', 'errors']];
+  for (const r of rows) {
+    const errors = Object.entries(r.errors).map(([code, n]) => `${code} ${n}`).join(', ') || '–';
+    table.push([r.stage, r.host, String(r.pid), r.ready ? 'yes' : 'no', r.rate.toFixed(1), ms(r.p50), ms(r.p99), String(r.inflight), r.rssMb.toFixed(0), errors]);
+  }
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
