@@ -94,6 +94,28 @@ describe('broker mode', () => {
     }
   });
 
+  test("a replica cut off from its broker says so on /readyz, and is ready again when the broker is back", async () => {
+    const sets = await brokerSets();
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe' });
+    const broker = pipeline.procs.find((p) => p.stage === 'broker')!;
+    const detect = pipeline.procs.find((p) => p.stage === 'detect')!;
+    const readyz = async () => {
+      const res = await fetch(String(detect.facts.metrics).replace(/\/metrics$/, '/readyz'));
+      return { status: res.status, text: await res.text() };
+    };
+    try {
+      assert.equal((await readyz()).status, 200);
+      broker.child.kill('SIGSTOP');
+      await waitFor('detect not ready', 3 * HB * 3 + 2000, async () => (await readyz()).status === 503);
+      assert.match((await readyz()).text, /broker .* silent/);
+      broker.child.kill('SIGCONT');
+      await waitFor('detect ready again', 3 * HB * 3 + 2000, async () => (await readyz()).status === 200);
+    } finally {
+      broker.child.kill('SIGCONT');
+      await pipeline.stop();
+    }
+  });
+
   test('jobs left queued past their deadline (no detect replica at all) leave the broker', async () => {
     const sets = await brokerSets();
     const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe', replicas: { detect: 0 } });

@@ -2,6 +2,7 @@ import { encodeJob, type Job } from '../protocol/job.js';
 import { bindOrFail, pullSocket, pushSocket, type HopOptions } from '../transport/sockets.js';
 import { WorkerLink } from '../transport/worker-link.js';
 import { SocketWriter } from '../transport/writer.js';
+import { metricsServer } from '../metrics/process-metrics.js';
 import type { StageProcessor } from './processor.js';
 import { passJob, runPipe } from './run-pipe.js';
 import type { StageContext, StageName } from './setup.js';
@@ -24,10 +25,13 @@ export function hopOptions(ctx: StageContext): HopOptions {
 /** Broker mode: this replica's link to the broker's rendezvous point for `stage`. */
 export function workerLink(ctx: StageContext, stage: 'detect' | 'classify' | 'sink', concurrency: number): WorkerLink {
   const { broker } = ctx.config;
-  return new WorkerLink(
+  const link = new WorkerLink(
     { ...hopOptions(ctx), stage, endpoint: broker[stage], concurrency, heartbeatMs: broker.heartbeat_ms, liveness: broker.liveness },
     ctx.log,
   );
+  // Not ready while cut off from the broker: an orchestrator should not count this replica.
+  metricsServer()?.addCheck(() => (link.brokerSilent ? `broker ${broker[stage]} silent; reconnecting` : undefined));
+  return link;
 }
 
 /** A middle stage (detect, classify): take a job, process it, pass it on. */

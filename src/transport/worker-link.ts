@@ -68,6 +68,11 @@ export class BrokerLink {
     if (this.writer.length === 0) this.writer.offer([cmdFrame(Cmd.HB), encodeInfo(this.info())]);
   }
 
+  /** True while the broker has been silent longer than heartbeat × liveness (its /readyz says so). */
+  get brokerSilent(): boolean {
+    return this.silent;
+  }
+
   /** Whether the broker heart-beats to this kind of peer (replicas yes, ingests no). */
   protected expectsHeartbeats = true;
 
