@@ -1,4 +1,5 @@
 import { Client } from '../src/client/client.js';
+import { createProgress } from '../src/cli/progress.js';
 import { launchPipeline, type Pipeline } from '../src/cli/launcher.js';
 import { loopbackTransport } from '../src/transport/ports.js';
 
@@ -38,6 +39,7 @@ export function summarize(concurrency: number, latencies: number[], errors: numb
 export async function offerLoad(endpoint: string, images: Buffer[], concurrency: number, count: number): Promise<LoadResult> {
   const client = new Client(endpoint, { window: concurrency, timeoutMs: 120_000 });
   const latencies: number[] = [];
+  const progress = createProgress(count, `requests (c=${concurrency})`);
   let errors = 0;
   let next = 0;
   const t0 = performance.now();
@@ -48,9 +50,11 @@ export async function offerLoad(endpoint: string, images: Buffer[], concurrency:
       const reply = await client.infer(image);
       latencies.push(performance.now() - s);
       if (!reply.ok) errors++;
+      progress.tick();
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+  progress.stop();
   const seconds = (performance.now() - t0) / 1000;
   await client.close();
   return summarize(concurrency, latencies, errors, seconds);
@@ -66,6 +70,7 @@ export async function offerRate(endpoint: string, images: Buffer[], rate: number
   const latencies: number[] = [];
   let errors = 0;
   const pending: Promise<void>[] = [];
+  const progress = createProgress(count, `requests (${rate}/s offered)`);
   const t0 = performance.now();
   for (let i = 0; i < count; i++) {
     const due = t0 + (i * 1000) / rate;
@@ -76,10 +81,12 @@ export async function offerRate(endpoint: string, images: Buffer[], rate: number
       client.infer(images[i % images.length]!).then((reply) => {
         latencies.push(performance.now() - s);
         if (!reply.ok) errors++;
+        progress.tick();
       }),
     );
   }
   await Promise.all(pending);
+  progress.stop();
   const seconds = (performance.now() - t0) / 1000;
   await client.close();
   return summarize(rate, latencies, errors, seconds);

@@ -1,10 +1,10 @@
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
 import { Client, ClientTimeoutError } from '../client/client.js';
 import type { Reply } from '../protocol/types.js';
 import { formatReply } from './format.js';
+import { createProgress } from './progress.js';
 
 export interface InferFilesOptions {
   timeout: number;
@@ -35,7 +35,7 @@ export async function inferFiles(endpoint: string, files: string[], opts: InferF
   if (opts.annotate) mkdirSync(opts.annotate, { recursive: true });
   const out = opts.out ? createWriteStream(opts.out) : undefined;
   const quietResults = Boolean(out);
-  const progress = makeProgress(files.length, quietResults || Boolean(opts.json));
+  const progress = createProgress(files.length, 'images', quietResults || Boolean(opts.json));
   const client = new Client(endpoint, { timeoutMs: opts.timeout, window: opts.inflight });
   const errors: Record<string, number> = {};
   const done = new Map<number, Reply>();
@@ -97,47 +97,3 @@ export function formatSummary(s: InferSummary): string {
   const byCode = Object.entries(s.errors).map(([code, n]) => `${code} ${n}`).join(', ');
   return `${s.count} image(s), ${failed} error(s)${byCode ? ` (${byCode})` : ''}, ${(s.count / s.seconds).toFixed(1)} images/s`;
 }
-
-interface Progress {
-  tick(): void;
-  stop(): void;
-}
-
-function makeProgress(total: number, wanted: boolean): Progress {
-  if (!wanted || total < 2) return { tick() {}, stop() {} };
-  if (process.stderr.isTTY) {
-    const bar = new cliProgress.SingleBar(
-      { format: '{bar} {value}/{total} images | {rate} img/s | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 50 },
-      cliProgress.Presets.shades_classic,
-    );
-    const t0 = performance.now();
-    let n = 0;
-    bar.start(total, 0, { rate: '0.0' });
-    return {
-      tick() {
-        n++;
-        bar.update(n, { rate: (n / ((performance.now() - t0) / 1000)).toFixed(1) });
-      },
-      stop() {
-        bar.stop();
-      },
-    };
-  }
-  // Not a terminal (CI logs, pipes): a plain line every 5 s instead of a redrawn bar.
-  const t0 = performance.now();
-  let n = 0;
-  let last = t0;
-  return {
-    tick() {
-      n++;
-      const now = performance.now();
-      if (now - last >= 5000) {
-        last = now;
-        const rate = n / ((now - t0) / 1000);
-        console.error(`${n}/${total} images, ${rate.toFixed(1)} img/s, ETA ${Math.round((total - n) / rate)} s`);
-      }
-    },
-    stop() {},
-  };
-}
-
