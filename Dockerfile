@@ -8,6 +8,7 @@ COPY bin ./bin
 COPY config ./config
 COPY src ./src
 COPY stages ./stages
+COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
 COPY samples ./samples
 COPY tsconfig.json ./
 ENTRYPOINT ["node", "--import", "tsx"]

@@ -65,6 +65,15 @@ describe('framepipe infer and the clients (noop profile, decoding)', () => {
     }
   });
 
+  test('scripts/healthcheck.mjs (the containers\' health check) passes against a ready process and fails where none answers', async () => {
+    const script = path.join(repoRoot, 'scripts/healthcheck.mjs');
+    const ingest = pipe.procs.find((p) => p.stage === 'ingest')!;
+    const base = Number(new URL(String(ingest.facts.metrics)).port);
+    await run(process.execPath, [script], { env: { ...process.env, FRAMEPIPE_METRICS__PORT: String(base) }, timeout: 20_000 });
+    const [free] = await freePorts(1);
+    await assert.rejects(run(process.execPath, [script], { env: { ...process.env, FRAMEPIPE_METRICS__PORT: String(free) }, timeout: 20_000 }));
+  });
+
   test('infer with no such file says so', async () => {
     await assert.rejects(run(process.execPath, [cli, 'infer', path.join(dir, 'nope.jpg'), '-e', pipe.endpoint]), /nope\.jpg: no such file or folder/);
   });

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
+import { metricsPort, type MeteredProcess } from '../src/metrics/ports.js';
 import type { Config } from '../src/config/schema.js';
 import { repoRoot } from './helpers.js';
 
@@ -36,6 +37,7 @@ describe('compose.yaml', () => {
     command: string[];
     environment: Record<string, string>;
     ports?: string[];
+    healthcheck?: { test: string[] };
   }
   const doc = parse(readFileSync(path.join(repoRoot, 'compose.yaml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
 
@@ -48,6 +50,11 @@ describe('compose.yaml', () => {
       assert.ok(existsSync(path.join(repoRoot, entry)), `${entry} exists`);
       const config = checkEnvironment(name, service.environment);
       assert.equal(config.transport.mode, 'broker', `${name} runs in broker mode`);
+      // The health check runs a real script against the process's /readyz, reachable in the container.
+      const check = service.healthcheck?.test ?? [];
+      assert.deepEqual(check.slice(0, 2), ['CMD', 'node'], `${name} has a health check`);
+      assert.ok(existsSync(path.join(repoRoot, check[2]!)), `${check[2]} exists`);
+      assert.equal(config.metrics.host, '0.0.0.0', `${name}: metrics reachable`);
       if (name === 'broker') continue;
       // Every stage connects to the broker service on the port the broker binds.
       for (const point of ['ingest', 'detect', 'classify', 'sink'] as const) {
@@ -85,6 +92,11 @@ describe('deploy/k8s', () => {
       assert.ok((container.envFrom ?? []).some((f: any) => f.configMapRef?.name === configMap.metadata.name), `${name} reads the ConfigMap`);
       const config = checkEnvironment(name, env);
       assert.equal(config.transport.mode, 'broker');
+      // Probes hit this process's own metrics port (base + its stage's offset), reachable in the pod.
+      const port = metricsPort(config.metrics.port, name as MeteredProcess);
+      assert.equal(config.metrics.host, '0.0.0.0', `${name}: metrics reachable by the kubelet`);
+      assert.deepEqual(container.readinessProbe?.httpGet, { path: '/readyz', port }, `${name} readiness probe`);
+      assert.deepEqual(container.livenessProbe?.httpGet, { path: '/healthz', port }, `${name} liveness probe`);
     }
   });
 
