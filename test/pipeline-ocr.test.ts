@@ -48,6 +48,13 @@ describe('OCR profile through the pipeline', () => {
     assert.ok(accuracy >= 0.98, `accuracy ${accuracy}`);
   });
 
+  test('classify reports its recognizer batch sizes on /metrics', async () => {
+    const classify = pipe.procs.find((p) => p.stage === 'classify')!;
+    const text = await (await fetch(String(classify.facts.metrics))).text();
+    const count = /framepipe_batch_size_count\{[^}]*model="ocr-rec"[^}]*\} (\d+)/.exec(text);
+    assert.ok(count && Number(count[1]) > 0, 'ocr-rec batches observed');
+  });
+
   test('words keep their spaces', () => {
     assert.deepEqual(read.get('gate-sign.jpg'), ['Gate 12 now boarding']);
   });

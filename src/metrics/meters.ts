@@ -26,6 +26,8 @@ export interface Meters {
   replies: Counter<'code' | 'stage'>;
   streamFrames: Counter<'stream' | 'stage'>;
   ready: Gauge<'stage'>;
+  /** Items per inference call (text lines, crops): how well a model's batch axis is used. */
+  batch: Histogram<'model' | 'stage'>;
 }
 
 // Seconds, 0.1 ms … 30 s: the plumbing is sub-millisecond, models take tens to hundreds of ms.
@@ -64,6 +66,7 @@ export function initMeters(stage: string): Meters {
     replies: new Counter({ name: 'framepipe_replies_total', help: 'Replies assembled by the sink, by code (OK or the error code)', labelNames: ['code', 'stage'], registers }),
     streamFrames: new Counter({ name: 'framepipe_stream_frames_total', help: 'Frames answered per client stream (the first 64 names; the rest as "other")', labelNames: ['stream', 'stage'], registers }),
     ready: new Gauge({ name: 'framepipe_ready', help: '1 once the process has loaded its model and bound or connected its sockets', labelNames: ['stage'], registers }),
+    batch: new Histogram({ name: 'framepipe_batch_size', help: 'Items per inference call (text lines, crops)', labelNames: ['model', 'stage'], buckets: [1, 2, 4, 8, 16, 32, 64], registers }),
   };
   return current;
 }

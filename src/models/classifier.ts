@@ -6,6 +6,7 @@ import { fillTensor } from '../image/fill-tensor.js';
 import type { Box, ClassScore } from '../protocol/types.js';
 import { formatShape, formatSpecs, imageInput, mismatch, readNames, tensorSpecs, type ImageInput } from './model-io.js';
 import { createSession, ort, outputByName } from './ort.js';
+import { meters } from '../metrics/meters.js';
 
 /** Time spent per step of one classify() call, ms. */
 export interface ClassifyTimings {
@@ -81,6 +82,7 @@ export class Classifier {
       const n = this.input.batch ?? part.length;
       const data = new Float32Array(n * per);
       part.forEach((c, i) => fillTensor(c, width, height, this.config, data, i * per));
+      meters()?.batch.observe({ model: 'classifier' }, n);
       const outputs = await this.session.run({ [this.input.name]: new ort.Tensor('float32', data, dims(n)) });
       const logits = outputByName(outputs, this.outputName).data as Float32Array;
       const k = this.names.length;

@@ -10,6 +10,7 @@ import { ctcGreedy, tokensToText } from './ctc.js';
 import { resolveModelFile } from '../config/load.js';
 import type { TextRegion } from './ocr-det.js';
 import { createSession, ort, outputByName } from './ort.js';
+import { meters } from '../metrics/meters.js';
 
 /** What one text region says. */
 export interface TextLine {
@@ -141,6 +142,7 @@ export class TextRecognizer {
         fillTensor(window.data, window.width, HEIGHT, PADDLE_REC, input, i * item, { width: CLS_WIDTH, height: HEIGHT });
       });
       const t0 = performance.now();
+      meters()?.batch.observe({ model: 'ocr-cls' }, chunk.length);
       const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, [chunk.length, 3, HEIGHT, CLS_WIDTH]) });
       this.lastTimings.cls.push(performance.now() - t0);
       const probs = outputByName(out, CLS_OUTPUT).data as Float32Array;
@@ -177,6 +179,7 @@ export class TextRecognizer {
         fillTensor(line.data, line.width, HEIGHT, PADDLE_REC, input, k * item, { width, height: HEIGHT });
       });
       const t0 = performance.now();
+      meters()?.batch.observe({ model: 'ocr-rec' }, idx.length);
       const out = await this.rec.run({ [this.rec.inputNames[0]!]: new ort.Tensor('float32', input, [idx.length, 3, HEIGHT, width]) });
       const t1 = performance.now();
       this.lastTimings.rec.push({ lines: idx.length, width, ms: t1 - t0 });
