@@ -56,3 +56,13 @@ export async function collect(dealer: zmq.Dealer, ms: number): Promise<Buffer[][
   }
   return out;
 }
+
+/** Whether a process with this pid still exists (signal 0 checks without signalling). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

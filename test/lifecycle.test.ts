@@ -8,7 +8,7 @@ import * as zmq from 'zeromq';
 import { decodeReply } from '../src/protocol/request.js';
 import type { Reply } from '../src/protocol/types.js';
 import { stageFile, launchPipeline, stopProcesses, spawnStage } from '../src/cli/launcher.js';
-import { header, repoRoot, reqOnce, transportSets, freePorts } from './helpers.js';
+import { alive, header, repoRoot, reqOnce, transportSets, freePorts } from './helpers.js';
 
 const tsx = import.meta.resolve('tsx');
 
@@ -26,14 +26,6 @@ function runStageOnce(stage: 'ingest' | 'detect', args: string[]): Promise<{ cod
   });
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 async function waitGone(pids: number[], ms: number): Promise<boolean> {
   const until = Date.now() + ms;

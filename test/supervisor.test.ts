@@ -8,18 +8,10 @@ import * as zmq from 'zeromq';
 import { launchPipeline } from '../src/cli/launcher.js';
 import { supervise } from '../src/cli/supervisor.js';
 import { countedLoad, formatCounted } from '../bench/counted-load.js';
-import { repoRoot, transportSets } from './helpers.js';
+import { alive, repoRoot, transportSets } from './helpers.js';
 
 const image = Buffer.from('x');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 async function waitFor(what: string, ms: number, check: () => boolean): Promise<void> {
   const until = Date.now() + ms;
