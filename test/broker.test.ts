@@ -179,6 +179,27 @@ describe('broker mode', () => {
     }
   });
 
+  test('jobs queued in a broker that dies are sent again by their ingest: every request succeeds', async () => {
+    const sets = [...(await brokerSets()), 'detect.model.delay_ms=150'];
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe' });
+    const client = new Client(pipeline.endpoint, { window: 20, timeoutMs: 15_000 });
+    try {
+      // One detect replica at 150 ms a job: most of these wait in the broker's queue.
+      const replies = Promise.all(Array.from({ length: 12 }, () => client.infer(image)));
+      await sleep(250);
+      const old = pipeline.procs.find((p) => p.stage === 'broker')!;
+      const gone = new Promise((r) => old.child.once('exit', r));
+      old.child.kill('SIGKILL');
+      await gone;
+      await replica('broker', sets);
+      const all = await replies;
+      assert.deepEqual(all.filter((r) => !r.ok).map((r) => (r.ok ? '' : r.error.code)), [], 'no request lost with the broker');
+    } finally {
+      await client.close();
+      await pipeline.stop();
+    }
+  });
+
   test('after a broker restart the replicas re-register by themselves within three heartbeats', async () => {
     const sets = await brokerSets();
     const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe', stages: ['ingest', 'detect', 'classify', 'sink'] });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type * as zmq from 'zeromq';
 import type { Config } from '../config/schema.js';
@@ -57,6 +58,7 @@ export class Broker {
   private readonly sockets = new Map<Point, { socket: zmq.Router; writer: SocketWriter }>();
   private readonly queues = new Map<Hop, Buffer[][]>(HOPS.map((h) => [h, []]));
   private readonly deadlines = new WeakMap<Buffer[], number>();
+  private readonly bootId = Buffer.from(randomUUID());
   private readonly peers = new Map<Point, Map<string, Peer>>([...HOPS, 'ingest' as const].map((p) => [p, new Map()]));
   private timer: NodeJS.Timeout | undefined;
   private lastTick = Date.now();
@@ -361,7 +363,8 @@ export class Broker {
         const done = point === 'ingest' ? p.info.done : p.done;
         p.rate = p.rate * 0.5 + ((done - p.doneAtTick) / dt) * 0.5;
         p.doneAtTick = done;
-        if (point !== 'ingest') this.send(point, [p.id, cmdFrame(Cmd.HB)]);
+        // Ingests get the broker's boot id: a new one tells them their queued jobs died with the old broker.
+        this.send(point, point === 'ingest' ? [p.id, cmdFrame(Cmd.HB), this.bootId] : [p.id, cmdFrame(Cmd.HB)]);
       }
     }
   }

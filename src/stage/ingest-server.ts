@@ -56,6 +56,8 @@ export class IngestServer {
   private readonly toClients: SocketWriter;
   private readonly processor: IngestProcessor;
   private draining = false;
+  /** Broker mode: keep each job's frames until answered, to send them again if the broker restarts. */
+  keepJobs = false;
 
   constructor(
     private readonly config: Config,
@@ -128,13 +130,15 @@ export class IngestServer {
       this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, meta);
       return;
     }
-    if (this.pending.size >= this.config.limits.max_inflight || !this.sockets.upstream.offer(encodeJob(job))) {
+    const jobFrames = encodeJob(job);
+    if (this.pending.size >= this.config.limits.max_inflight || !this.sockets.upstream.offer(jobFrames)) {
       const message = `pipeline is full (${this.pending.size} requests in flight); retry later`;
       this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message }, meta);
       return;
     }
     this.stats.accepted++;
     const request: Omit<PendingRequest, 'timer'> = { envelope, id: meta.id, format: meta.format ?? 'msgpack' };
+    if (this.keepJobs) request.frames = jobFrames;
     if (meta.stream !== undefined) request.stream = meta.stream;
     if (meta.frame !== undefined) request.frame = meta.frame;
     this.pending.add(meta.job, request, meta.deadline, (req) => {
@@ -180,6 +184,20 @@ export class IngestServer {
     meters()?.errors.inc({ code: error.code });
     this.log.debug({ job: extra?.job, id, code: error.code, message: error.message }, 'request rejected');
     this.toClients.offer([...envelope, encodeReply(errorReply(id, error, extra), format)]);
+  }
+
+  /**
+   * A restarted broker lost every job it had queued or handed out: send again what is still
+   * waiting. A job whose first copy does finish after all is answered once anyway (the pending
+   * table answers each job once), so a re-send costs at most duplicate work, never a reply.
+   */
+  resendPending(): number {
+    let sent = 0;
+    for (const req of this.pending.waiting()) {
+      if (req.frames && this.sockets.upstream.offer(req.frames)) sent++;
+    }
+    this.log.info({ resent: sent }, 'jobs sent again after a broker restart');
+    return sent;
   }
 
   /** After serve() returned: hands the last replies to the socket, then lets go. */

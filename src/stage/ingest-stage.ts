@@ -29,6 +29,8 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
       ctx.log,
     );
     const server = new IngestServer(ctx.config, { clients, upstream: link }, link.name, ctx.log);
+    server.keepJobs = true;
+    link.onBrokerRestart = () => server.resendPending();
     ctx.onClose(async () => {
       await server.close();
       await link.close();

@@ -6,6 +6,8 @@ export interface PendingRequest {
   frame?: number;
   format: 'msgpack' | 'json';
   timer: NodeJS.Timeout;
+  /** The job as sent, kept only where it may have to be sent again (broker mode). */
+  frames?: Buffer[];
 }
 
 /**
@@ -34,6 +36,11 @@ export class PendingRequests {
     clearTimeout(req.timer);
     this.map.delete(job);
     return req;
+  }
+
+  /** Entries still waiting, in no particular order (left in place). */
+  waiting(): PendingRequest[] {
+    return [...this.map.values()];
   }
 
   /** All entries, removed (for shutdown). */

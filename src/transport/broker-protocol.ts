@@ -9,7 +9,7 @@ import { Packr } from 'msgpackr';
  * replica → broker: READY {info}, HB {info}, DONE ...job (or, from a sink, origin + result), FREE [JobMeta], BYE
  * broker → replica: JOB ...job, HB
  * ingest → broker:  JOB ...job, HB {info}, STATUS
- * broker → ingest:  RESULT ...result, HB, STATUS {json}
+ * broker → ingest:  RESULT ...result, HB bootId, STATUS {json}
  */
 export const Cmd = {
   /** A replica joins: its info carries `credit`, the jobs it takes at once. */

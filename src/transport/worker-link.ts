@@ -127,6 +127,10 @@ export class WorkerLink extends BrokerLink {
 /** Ingest's link: jobs out (bounded, never waits), results home by routing id = its origin name. */
 export class IngestLink extends BrokerLink {
   protected override expectsHeartbeats = false;
+  /** The boot id of the broker heard last: a new one means the broker restarted and lost its queues. */
+  private brokerBoot: string | undefined;
+  /** Called when a restarted broker is first heard (ingest re-sends what it still waits for). */
+  onBrokerRestart: (() => void) | undefined;
 
   /** Queues a job for the broker unless the queue is full (ingest answers OVERLOADED then). */
   offer(frames: Buffer[]): boolean {
@@ -141,9 +145,17 @@ export class IngestLink extends BrokerLink {
   async *results(signal: AbortSignal): AsyncGenerator<Buffer[]> {
     for await (const frames of until(this.socket, signal)) {
       this.heard();
-      if (frames[0]?.toString() === Cmd.RESULT) {
+      const cmd = frames[0]?.toString();
+      if (cmd === Cmd.RESULT) {
         this.done++;
         yield frames.slice(1);
+      } else if (cmd === Cmd.HB && frames[1]) {
+        const boot = frames[1].toString();
+        if (this.brokerBoot !== undefined && boot !== this.brokerBoot) {
+          this.log.warn({ broker: this.settings.endpoint }, 'broker restarted; re-sending the jobs still waiting for results');
+          this.onBrokerRestart?.();
+        }
+        this.brokerBoot = boot;
       }
     }
   }
