@@ -23,7 +23,7 @@ async function waitFor(what: string, ms: number, check: () => boolean): Promise<
 }
 
 describe('the launcher restarts stages', () => {
-  test('SIGKILL detect under load: it comes back, requests continue, Ctrl-C still stops all', async (t) => {
+  test('SIGKILL detect under load: it comes back, no request is lost or fails, Ctrl-C still stops all', async (t) => {
     const sets = (await transportSets()).flatMap((s) => ['--set', s]);
     const child = spawn(process.execPath, [path.join(repoRoot, 'bin/framepipe.js'), 'start', '--profile', 'noop', ...sets, '--set', 'detect.model.delay_ms=5', '--set', 'log.level=warn'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -37,17 +37,19 @@ describe('the launcher restarts stages', () => {
       await waitFor('pipeline ready', 60_000, () => /pipeline ready/.test(out));
       const pids = Object.fromEntries([...out.matchAll(/(ingest|detect|classify|sink) (\d+)/g)].map((m) => [m[1], Number(m[2])]));
       const endpoint = /clients connect to (\S+)/.exec(out)![1]!;
-      const load = countedLoad(endpoint, image, { window: 8, timeoutMs: 2000 });
+      const load = countedLoad(endpoint, image, { window: 8, timeoutMs: 8000 });
       await sleep(500);
       process.kill(pids.detect!, 'SIGKILL');
       await waitFor('detect restarted', 30_000, () => /detect restarted \(pid \d+\)/.test(out));
       const newPid = Number(/detect restarted \(pid (\d+)\)/.exec(out)![1]);
       const atRestart = load.replies;
       await sleep(1500);
-      const r = await load.finish(3000);
+      const r = await load.finish(9000);
       t.diagnostic(formatCounted(r));
       assert.match(out, /detect \(pid \d+\) killed by SIGKILL after [\d.]+ s; restarting in 0\.2 s/);
-      assert.equal(r.lost, 0, 'every request answered (jobs in the killed process: TIMEOUT)');
+      assert.equal(r.lost, 0, 'every request answered');
+      // The jobs that died with detect are sent again by ingest once the launcher reports the restart.
+      assert.equal(r.ok, r.sent, `every request succeeded: ${formatCounted(r)}`);
       assert.equal(r.duplicates, 0);
       assert.ok(load.replies - atRestart > 50, `requests continue after the restart (${load.replies - atRestart} more replies)`);
       child.kill('SIGTERM');

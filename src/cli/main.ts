@@ -163,6 +163,11 @@ async function startPipeline(flags: ConfigFlags, withDashboard = false): Promise
       log: (line) => console.error(`framepipe: ${line}`),
     },
   );
+  // A stage that died took its jobs with it; in direct mode only ingest can send them again.
+  supervisor.onRestart = (proc) => {
+    if (proc.stage === 'ingest' || proc.stage === 'broker') return;
+    for (const p of pipeline?.procs ?? []) if (p.stage === 'ingest' && p.child.connected) p.child.send({ type: 'stage-restarted', stage: proc.stage });
+  };
   await stop(await supervisor.gaveUp, 1);
 }
 

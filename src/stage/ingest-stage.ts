@@ -46,6 +46,14 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
   next.connect(t.detect);
   const upstream = directUpstream(next, replies, limits.max_inflight);
   const server = new IngestServer(ctx.config, { clients, upstream }, t.advertise ?? t.replies, ctx.log);
+  if (process.send) {
+    // Started by the launcher, which restarts a stage that dies and then says so: the jobs that
+    // died with it are among those still pending here, so send those again (answered once anyway).
+    server.keepJobs = true;
+    process.on('message', (msg: { type?: string }) => {
+      if (msg?.type === 'stage-restarted') server.resendPending();
+    });
+  }
   ctx.onClose(async () => {
     await server.close();
     for (const socket of [clients, replies, next]) socket.close();
