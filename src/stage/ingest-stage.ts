@@ -1,5 +1,7 @@
 import { bindOrFail, pullSocket, pushSocket, routerSocket } from '../transport/sockets.js';
 import { IngestLink } from '../transport/worker-link.js';
+import { serverCurve } from '../security/keys.js';
+import { ZapHandler } from '../security/zap.js';
 import { hopOptions } from './forward-stage.js';
 import { directUpstream, IngestServer } from './ingest-server.js';
 import type { StageContext } from './setup.js';
@@ -12,9 +14,19 @@ import type { StageContext } from './setup.js';
 export async function openIngest(ctx: StageContext): Promise<IngestServer> {
   const { transport: t, limits, broker } = ctx.config;
   const hop = hopOptions(ctx);
+  // CURVE on the clients endpoint: the ZAP handler is bound before the ROUTER, so no handshake
+  // can complete before someone checks the client's key.
+  const curve = serverCurve(ctx.config.security);
+  const zap = curve ? await ZapHandler.start(curve.allowed, ctx.log) : undefined;
+  if (zap) ctx.onClose(() => zap.close());
   // Twice the answerable limit: larger messages still get TOO_LARGE; only absurd ones are cut off.
-  const clients = routerSocket({ ...hop, maxMessageSize: limits.max_message_bytes * 2 + 65536 });
+  const clients = routerSocket({
+    ...hop,
+    maxMessageSize: limits.max_message_bytes * 2 + 65536,
+    ...(curve ? { curveSecretKey: curve.secretKey } : {}),
+  });
   await bindOrFail(clients, t.clients, 'ingest clients');
+  const security = curve ? { curve: true, allowed_clients: curve.allowed.length || 'any' } : { curve: false };
   if (t.mode === 'broker') {
     const link = new IngestLink(
       {
@@ -35,7 +47,7 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
       clients.close();
     });
     link.start();
-    ctx.ready({ clients: t.clients, broker: broker.ingest, origin: link.name, ...server.describe() });
+    ctx.ready({ clients: t.clients, security, broker: broker.ingest, origin: link.name, ...server.describe() });
     return server;
   }
   const replies = pullSocket(hop);
@@ -48,6 +60,6 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
     await server.close();
     for (const socket of [clients, replies, next]) socket.close();
   });
-  ctx.ready({ clients: t.clients, replies: t.replies, next: t.detect, ...server.describe() });
+  ctx.ready({ clients: t.clients, security, replies: t.replies, next: t.detect, ...server.describe() });
   return server;
 }

@@ -1,5 +1,6 @@
 import * as zmq from 'zeromq';
 import { StartupError } from '../config/errors.js';
+import { ZAP_DOMAIN } from '../security/zap.js';
 
 /**
  * Every socket framepipe opens is made here, so that options are set in one place and named
@@ -25,6 +26,11 @@ export function pushSocket(options: HopOptions): zmq.Push {
 export interface RouterOptions extends HopOptions {
   /** ZMQ_MAXMSGSIZE, bytes: a peer sending a larger message is disconnected. -1 = no limit. */
   maxMessageSize: number;
+  /**
+   * ZMQ_CURVE_SERVER with this ZMQ_CURVE_SECRETKEY (Z85), and ZMQ_ZAP_DOMAIN so the process's ZAP
+   * handler (src/security/zap.ts) decides which client keys get in. Unset: plain (NULL mechanism).
+   */
+  curveSecretKey?: string;
 }
 
 export function routerSocket(options: RouterOptions): zmq.Router {
@@ -35,6 +41,7 @@ export function routerSocket(options: RouterOptions): zmq.Router {
     linger: options.lingerMs,
     maxMessageSize: options.maxMessageSize,
     mandatory: false,
+    ...(options.curveSecretKey ? { curveServer: true, curveSecretKey: options.curveSecretKey, zapDomain: ZAP_DOMAIN } : {}),
   });
 }
 
