@@ -1,0 +1,138 @@
+// CURVE on the clients endpoint: an allowed key gets replies, an unknown key and a plain client
+// get nothing, and the image never crosses the wire in clear text (loopback capture with dumpcap).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { Client, ClientTimeoutError, type CurveClientOptions } from '../src/client/client.js';
+import { ReqClient } from '../src/client/req-client.js';
+import { readKeyFile, writeKeyPair } from '../src/security/keys.js';
+import { startPipeline, type TestPipeline } from './helpers.js';
+
+/** 64 bytes no JPEG encoder writes, appended after the image's end marker (decoders ignore trailing bytes). */
+const PATTERN = Buffer.from('FRAMEPIPE-CURVE-CANARY-'.repeat(3).slice(0, 64), 'latin1');
+
+function keysOf(dir: string, name: string): { publicKey: string; secretKey: string } {
+  const file = readKeyFile(path.join(dir, `${name}.secret`));
+  return { publicKey: file.publicKeys[0]!, secretKey: file.secretKey! };
+}
+
+const hasDumpcap = spawnSync('dumpcap', ['-v'], { stdio: 'ignore' }).status === 0 && process.getuid?.() === 0;
+
+/** Captures loopback traffic to `port` while `fn` runs; returns the capture file's bytes. */
+async function capture(port: string, dir: string, fn: () => Promise<void>): Promise<Buffer> {
+  const file = path.join(dir, `cap-${port}-${Date.now()}.pcapng`);
+  const proc = spawn('dumpcap', ['-i', 'lo', '-f', `tcp port ${port}`, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      proc.stderr.on('data', (d: Buffer) => {
+        err += String(d);
+        if (err.includes('Capturing on')) resolve();
+      });
+      proc.on('exit', (code) => reject(new Error(`dumpcap exited ${code}: ${err}`)));
+      setTimeout(() => reject(new Error(`dumpcap did not start: ${err}`)), 5000).unref();
+    });
+    // "Capturing on" comes a moment before packets are really taken.
+    await new Promise((r) => setTimeout(r, 500));
+    await fn();
+    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGINT');
+    await exited;
+  }
+  assert.ok(statSync(file).size > 0, 'capture written');
+  return readFileSync(file);
+}
+
+describe('CURVE on the clients endpoint (noop profile, real processes)', () => {
+  let pipe: TestPipeline;
+  let dir: string;
+  let image: Buffer;
+  let server: string;
+  let good: CurveClientOptions;
+  let stranger: CurveClientOptions;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'framepipe-curve-'));
+    server = writeKeyPair(dir, 'server').publicKey;
+    writeKeyPair(dir, 'good');
+    writeKeyPair(dir, 'stranger');
+    assert.equal(statSync(path.join(dir, 'server.secret')).mode & 0o777, 0o600);
+    const g = keysOf(dir, 'good');
+    const s = keysOf(dir, 'stranger');
+    good = { curveServerKey: server, curvePublicKey: g.publicKey, curveSecretKey: g.secretKey };
+    stranger = { curveServerKey: server, curvePublicKey: s.publicKey, curveSecretKey: s.secretKey };
+    const jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#806040' } }).jpeg().toBuffer();
+    image = Buffer.concat([jpeg, PATTERN]);
+    pipe = await startPipeline('noop', [
+      'security.curve=true',
+      `security.server_secret_key=@${path.join(dir, 'server.secret')}`,
+      `security.allowed_clients=@${path.join(dir, 'good.public')}`,
+    ]);
+  });
+  after(async () => {
+    await pipe?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('an allowed key gets replies (Client and ReqClient)', async () => {
+    const client = new Client(pipe.endpoint, { timeoutMs: 5000, ...good });
+    try {
+      const reply = await client.infer(image, { stream: 'cam' });
+      assert.equal(reply.ok, true);
+      assert.equal(reply.stream, 'cam');
+    } finally {
+      await client.close();
+    }
+    const req = new ReqClient(pipe.endpoint, { timeoutMs: 5000, retries: 0, ...good });
+    try {
+      assert.equal((await req.infer(image)).ok, true);
+    } finally {
+      req.close();
+    }
+  });
+
+  for (const [name, options] of [
+    ['a key not in allowed_clients', () => stranger],
+    ['a plain (non-CURVE) client', () => ({})],
+  ] as const) {
+    test(`${name} gets no reply`, async () => {
+      const client = new Client(pipe.endpoint, { timeoutMs: 800, ...options() });
+      try {
+        await assert.rejects(client.infer(image), ClientTimeoutError);
+      } finally {
+        await client.close();
+      }
+    });
+  }
+
+  test('the image is not readable on the wire with CURVE on, and is with it off', { skip: hasDumpcap ? false : 'needs dumpcap (tshark) and root' }, async () => {
+    const port = new URL(pipe.endpoint.replace('tcp://', 'http://')).port;
+    const send = (endpoint: string, options: CurveClientOptions) => async () => {
+      const client = new Client(endpoint, { timeoutMs: 5000, ...options });
+      try {
+        const reply = await client.infer(image);
+        assert.equal(reply.ok, true, JSON.stringify(reply));
+      } finally {
+        await client.close();
+      }
+    };
+    const encrypted = await capture(port, dir, send(pipe.endpoint, good));
+    assert.ok(encrypted.length > 1000, 'the request was captured');
+    assert.equal(encrypted.indexOf(PATTERN), -1, 'pattern must not appear in CURVE traffic');
+
+    const plain = await startPipeline('noop');
+    try {
+      const plainPort = new URL(plain.endpoint.replace('tcp://', 'http://')).port;
+      const clear = await capture(plainPort, dir, send(plain.endpoint, {}));
+      assert.notEqual(clear.indexOf(PATTERN), -1, 'control: pattern visible without CURVE');
+    } finally {
+      await plain.stop();
+    }
+  });
+});
