@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as zmq from 'zeromq';
 import { ConfigError } from '../config/errors.js';
@@ -94,12 +94,14 @@ export function writeKeyPair(dir: string, name: string): { publicFile: string; s
   mkdirSync(dir, { recursive: true });
   const publicFile = path.join(dir, `${name}.public`);
   const secretFile = path.join(dir, `${name}.secret`);
+  if (existsSync(secretFile)) throw new Error(`${secretFile} exists; remove it or pick another --name`);
   const stamp = `# framepipe CURVE key '${name}', made ${new Date().toISOString()}`;
-  writeFileSync(publicFile, `${stamp}\n# public: give it to the other side\npublic_key=${publicKey}\n`, { mode: 0o644 });
   writeFileSync(secretFile, `${stamp}\n# SECRET: keep it on this host, readable by framepipe only\npublic_key=${publicKey}\nsecret_key=${secretKey}\n`, {
     mode: 0o600,
     flag: 'wx',
   });
   chmodSync(secretFile, 0o600);
+  // After the secret file: an existing pair is never half overwritten.
+  writeFileSync(publicFile, `${stamp}\n# public: give it to the other side\npublic_key=${publicKey}\n`, { mode: 0o644 });
   return { publicFile, secretFile, publicKey };
 }

@@ -18,6 +18,8 @@ export class ZapHandler {
   private loop: Promise<void> = Promise.resolve();
   private readonly allowed: Set<string>;
   refused = 0;
+  /** When each refused key (or address, for non-CURVE peers) was last logged: a refused client retries every reconnect interval. */
+  private readonly lastLogged = new Map<string, number>();
 
   private constructor(
     allowed: Buffer[],
@@ -47,17 +49,26 @@ export class ZapHandler {
         status = '200';
         text = 'OK';
       }
-      if (status !== '200') {
-        this.refused++;
+      const who = key?.length === 32 ? key.toString('hex') : String(address);
+      if (status !== '200' && this.shouldLog(who)) {
         this.log.warn(
           { address: String(address), mechanism: String(mechanism), client_key: key?.length === 32 ? z85Encode(key) : undefined, reason: text },
-          'client refused',
+          'client refused (logged once a minute per key)',
         );
       }
+      if (status !== '200') this.refused++;
       // user id: the client's key, so it could be read from message metadata (ZMQ_MSG_PROPERTY User-Id).
       const user = status === '200' && key ? z85Encode(key) : '';
       await this.socket.send([peer, Buffer.alloc(0), '1.0', requestId, status, text, user, Buffer.alloc(0)]);
     }
+  }
+
+  private shouldLog(who: string): boolean {
+    const now = Date.now();
+    if (now - (this.lastLogged.get(who) ?? -Infinity) < 60_000) return false;
+    if (this.lastLogged.size > 10_000) this.lastLogged.clear();
+    this.lastLogged.set(who, now);
+    return true;
   }
 
   async close(): Promise<void> {
