@@ -9,7 +9,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { Client, ClientTimeoutError, type CurveClientOptions } from '../src/client/client.js';
 import { ReqClient } from '../src/client/req-client.js';
-import { readKeyFile, writeKeyPair } from '../src/security/keys.js';
+import { readKeyFile, serverCurve, writeKeyPair } from '../src/security/keys.js';
+import { loadConfig } from '../src/config/load.js';
+import { z85Decode, z85Encode } from '../src/security/z85.js';
 import { startPipeline, type TestPipeline } from './helpers.js';
 
 /** 64 bytes no JPEG encoder writes, appended after the image's end marker (decoders ignore trailing bytes). */
@@ -134,5 +136,40 @@ describe('CURVE on the clients endpoint (noop profile, real processes)', () => {
     } finally {
       await plain.stop();
     }
+  });
+});
+
+describe('security settings', () => {
+  // Starts with YAML punctuation: read as YAML it would be an anchor, not a key.
+  const key = '&D5MY[{v3*=1hYFe#GeDU%]@tP#?Ck227^C2QNhR';
+
+  test('Z85 round trip (RFC 32 test vector)', () => {
+    const bytes = Buffer.from([0x86, 0x4f, 0xd2, 0x6f, 0xb5, 0x59, 0xf7, 0x5b]);
+    assert.equal(z85Encode(bytes), 'HelloWorld');
+    assert.deepEqual(z85Decode('HelloWorld'), bytes);
+  });
+
+  test('keys from the environment and --set stay text; a comma list of allowed clients works', () => {
+    const config = loadConfig({
+      env: { FRAMEPIPE_SECURITY__SERVER_SECRET_KEY: key, FRAMEPIPE_SECURITY__CURVE: 'true' },
+      sets: [`security.allowed_clients=${key},${key}`],
+      profile: 'noop',
+    });
+    assert.equal(config.security.curve, true);
+    assert.equal(config.security.server_secret_key, key);
+    const curve = serverCurve(config.security);
+    assert.equal(curve?.secretKey, key);
+    assert.equal(curve?.allowed.length, 2);
+    assert.equal(curve?.allowed[0]?.length, 32);
+  });
+
+  test('off by default; on without a secret key, or with a bad key, is refused naming the key', () => {
+    assert.equal(serverCurve(loadConfig({ env: {}, profile: 'noop' }).security), undefined);
+    const refused = (sets: string[], message: RegExp) =>
+      assert.throws(() => serverCurve(loadConfig({ env: {}, profile: 'noop', sets: ['security.curve=true', ...sets] }).security), message);
+    refused([], /security\.server_secret_key: required/);
+    refused(['security.server_secret_key=short'], /security\.server_secret_key: not a CURVE key/);
+    refused([`security.server_secret_key=${key}`, 'security.allowed_clients=nope'], /security\.allowed_clients/);
+    refused(['security.server_secret_key=@/nonexistent/server.secret'], /cannot read key file/);
   });
 });
