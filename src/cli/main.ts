@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { Config } from '../config/schema.js';
 import type { CurveClientOptions } from '../client/client.js';
-import { publicKeyFrom, readKeyFile, writeKeyPair } from '../security/keys.js';
+import { publicKeyFrom, readKeyFile, stageCurve, writeKeyPair } from '../security/keys.js';
 import { loadConfig, packageRoot } from '../config/load.js';
 import type { ProcessName, StageName } from '../stage/setup.js';
 import { fetchStatus, formatProcesses, formatStatus, processStatus } from './status.js';
@@ -109,7 +109,7 @@ addConfigOptions(
   }
   endpoint ??= config.broker.ingest;
   try {
-    const status = await fetchStatus(endpoint, 3000);
+    const status = await fetchStatus(endpoint, 3000, stageCurve(config.security));
     console.log(flags.json ? JSON.stringify(status, null, 2) : formatStatus(status));
   } catch (err) {
     fail((err as Error).message);

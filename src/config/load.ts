@@ -48,10 +48,10 @@ function readTree(file: string): Tree {
 
 /**
  * A scalar from the environment or a flag: YAML rules, so `2` is a number and `true` a boolean.
- * Keys under `security` other than `curve` stay text: Z85 keys start with YAML punctuation (`&`, `*`, `[`, `>`).
+ * Keys under `security` other than the switches `curve` and `stages` stay text: Z85 keys start with YAML punctuation (`&`, `*`, `[`, `>`).
  */
 function parseScalar(text: string, keys: string[] = []): unknown {
-  if (keys[0] === 'security' && keys.length === 2 && keys[1] !== 'curve') return text;
+  if (keys[0] === 'security' && keys.length === 2 && !['curve', 'stages'].includes(keys[1]!)) return text;
   try {
     return parseYaml(text);
   } catch {

@@ -86,6 +86,13 @@ const security = z
      * knows the server's public key.
      */
     allowed_clients: z.union([z.array(z.string().min(1)), z.string()]).default([]),
+    /**
+     * CURVE on every stage-to-stage socket too (both modes; broker endpoints included). All
+     * processes of the pipeline share one key pair, `stage_key_file`; only holders of its secret key get in.
+     */
+    stages: z.boolean().default(false),
+    /** The `.secret` file (from `framepipe keygen`) every process of the pipeline uses on its stage-to-stage sockets. */
+    stage_key_file: z.string().default(''),
   })
   .strict();
 

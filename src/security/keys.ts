@@ -105,3 +105,20 @@ export function writeKeyPair(dir: string, name: string): { publicFile: string; s
   writeFileSync(publicFile, `${stamp}\n# public: give it to the other side\npublic_key=${publicKey}\n`, { mode: 0o644 });
   return { publicFile, secretFile, publicKey };
 }
+
+/** The pipeline's stage-to-stage key pair (Z85). */
+export interface StageKeys {
+  publicKey: string;
+  secretKey: string;
+}
+
+/** `security.stages` checked and its key file read; undefined when off. Throws ConfigError naming the key. */
+export function stageCurve(security: SecurityConfig): StageKeys | undefined {
+  if (!security.stages) return undefined;
+  if (!security.stage_key_file) throw new ConfigError('security.stage_key_file: required when security.stages is true');
+  const file = readKeyFile(security.stage_key_file.replace(/^@/, ''));
+  if (!file.secretKey || file.publicKeys.length === 0) {
+    throw new ConfigError(`security.stage_key_file: ${security.stage_key_file} must be a .secret file from framepipe keygen (public_key= and secret_key=)`);
+  }
+  return { publicKey: file.publicKeys[0]!, secretKey: file.secretKey };
+}

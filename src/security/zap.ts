@@ -2,36 +2,42 @@ import * as zmq from 'zeromq';
 import type { Logger } from '../log.js';
 import { z85Encode } from './z85.js';
 
-/** ZAP domain of framepipe's CURVE servers; set as ZMQ_ZAP_DOMAIN so libzmq asks the handler. */
+/** ZAP domain of ingest's clients ROUTER with CURVE; set as ZMQ_ZAP_DOMAIN so libzmq asks the handler. */
 export const ZAP_DOMAIN = 'framepipe';
+/** ZAP domain of the stage-to-stage CURVE servers: only the pipeline's own key gets in. */
+export const STAGE_ZAP_DOMAIN = 'framepipe-stages';
 const ZAP_ENDPOINT = 'inproc://zeromq.zap.01';
 
 /**
- * A ZAP handler (ZeroMQ RFC 27) in this process's default context: libzmq asks it about every
- * CURVE handshake on a socket with a ZAP domain, and lets the peer in only on status 200. A
- * client whose public key is not in `allowed` is refused (empty `allowed`: every CURVE client
- * that completed the handshake, i.e. that knows the server's public key). A refused peer gets
- * no service at all: the connection never completes.
+ * The ZAP handler (ZeroMQ RFC 27) of this process's default context: libzmq asks it about every
+ * CURVE handshake on a socket with a ZAP domain, and lets the peer in only on status 200. One per
+ * process (one inproc endpoint per context); each domain has its own list of public keys (empty:
+ * every CURVE client that completed the handshake, i.e. that knows the server's public key). A
+ * refused peer gets no service at all: the connection never completes. Unknown domains and
+ * other mechanisms are refused.
  */
 export class ZapHandler {
   private readonly socket = new zmq.Router({ linger: 0 });
   private loop: Promise<void> = Promise.resolve();
-  private readonly allowed: Set<string>;
+  private readonly domains = new Map<string, Set<string>>();
   refused = 0;
   /** When each refused key (or address, for non-CURVE peers) was last logged: a refused client retries every reconnect interval. */
   private readonly lastLogged = new Map<string, number>();
 
-  private constructor(
-    allowed: Buffer[],
-    private readonly log: Logger,
-  ) {
-    this.allowed = new Set(allowed.map((k) => k.toString('hex')));
-  }
+  private constructor(private readonly log: Logger) {}
 
-  static async start(allowed: Buffer[], log: Logger): Promise<ZapHandler> {
-    const zap = new ZapHandler(allowed, log);
-    await zap.socket.bind(ZAP_ENDPOINT);
-    zap.loop = zap.serve();
+  private static running: Promise<ZapHandler> | undefined;
+
+  /** Lets `allowed` (32-byte keys; empty = any) in on sockets of ZAP domain `domain`; starts the handler on first use. */
+  static async allow(domain: string, allowed: Buffer[], log: Logger): Promise<ZapHandler> {
+    ZapHandler.running ??= (async () => {
+      const zap = new ZapHandler(log);
+      await zap.socket.bind(ZAP_ENDPOINT);
+      zap.loop = zap.serve();
+      return zap;
+    })();
+    const zap = await ZapHandler.running;
+    zap.domains.set(domain, new Set(allowed.map((k) => k.toString('hex'))));
     return zap;
   }
 
@@ -40,19 +46,26 @@ export class ZapHandler {
       // [routing id, empty, version, request id, domain, address, identity, mechanism, credentials…]
       const [peer, , version, requestId, domain, address, , mechanism, key] = frames;
       if (!peer || !requestId) continue;
+      const allowed = this.domains.get(String(domain));
       let status = '400';
       let text = 'not allowed';
       if (String(version) !== '1.0') text = 'unsupported ZAP version';
       else if (String(mechanism) !== 'CURVE' || !key || key.length !== 32) text = 'CURVE required';
-      else if (String(domain) !== ZAP_DOMAIN) text = 'unknown domain';
-      else if (this.allowed.size === 0 || this.allowed.has(key.toString('hex'))) {
+      else if (!allowed) text = 'unknown domain';
+      else if (allowed.size === 0 || allowed.has(key.toString('hex'))) {
         status = '200';
         text = 'OK';
       }
       const who = key?.length === 32 ? key.toString('hex') : String(address);
       if (status !== '200' && this.shouldLog(who)) {
         this.log.warn(
-          { address: String(address), mechanism: String(mechanism), client_key: key?.length === 32 ? z85Encode(key) : undefined, reason: text },
+          {
+            domain: String(domain),
+            address: String(address),
+            mechanism: String(mechanism),
+            client_key: key?.length === 32 ? z85Encode(key) : undefined,
+            reason: text,
+          },
           'client refused (logged once a minute per key)',
         );
       }

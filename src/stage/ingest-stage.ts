@@ -1,7 +1,7 @@
-import { bindOrFail, pullSocket, pushSocket, routerSocket } from '../transport/sockets.js';
+import { bindOrFail, connectHop, pullSocket, pushSocket, routerSocket } from '../transport/sockets.js';
 import { IngestLink } from '../transport/worker-link.js';
 import { serverCurve } from '../security/keys.js';
-import { ZapHandler } from '../security/zap.js';
+import { ZAP_DOMAIN, ZapHandler } from '../security/zap.js';
 import { hopOptions } from './forward-stage.js';
 import { directUpstream, IngestServer } from './ingest-server.js';
 import type { StageContext } from './setup.js';
@@ -17,8 +17,7 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
   // CURVE on the clients endpoint: the ZAP handler is bound before the ROUTER, so no handshake
   // can complete before someone checks the client's key.
   const curve = serverCurve(ctx.config.security);
-  const zap = curve ? await ZapHandler.start(curve.allowed, ctx.log) : undefined;
-  if (zap) ctx.onClose(() => zap.close());
+  if (curve) await ZapHandler.allow(ZAP_DOMAIN, curve.allowed, ctx.log);
   // Twice the answerable limit: larger messages still get TOO_LARGE; only absurd ones are cut off.
   const clients = routerSocket({
     ...hop,
@@ -26,7 +25,7 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
     ...(curve ? { curveSecretKey: curve.secretKey } : {}),
   });
   await bindOrFail(clients, t.clients, 'ingest clients');
-  const security = curve ? { curve: true, allowed_clients: curve.allowed.length || 'any' } : { curve: false };
+  const security = { curve: Boolean(curve), ...(curve ? { allowed_clients: curve.allowed.length || 'any' } : {}), stages: Boolean(hop.curve) };
   if (t.mode === 'broker') {
     const link = new IngestLink(
       {
@@ -52,8 +51,8 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
   }
   const replies = pullSocket(hop);
   const next = pushSocket(hop);
-  await bindOrFail(replies, t.replies, 'ingest replies');
-  next.connect(t.detect);
+  await bindOrFail(replies, t.replies, 'ingest replies', hop.curve, ctx.log);
+  connectHop(next, t.detect, hop.curve);
   const upstream = directUpstream(next, replies, limits.max_inflight);
   const server = new IngestServer(ctx.config, { clients, upstream }, t.advertise ?? t.replies, ctx.log);
   ctx.onClose(async () => {
