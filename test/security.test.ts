@@ -11,6 +11,7 @@ import { Client, ClientTimeoutError, type CurveClientOptions } from '../src/clie
 import { ReqClient } from '../src/client/req-client.js';
 import { readKeyFile, serverCurve, writeKeyPair } from '../src/security/keys.js';
 import { loadConfig } from '../src/config/load.js';
+import { fetchStatus } from '../src/cli/status.js';
 import { z85Decode, z85Encode } from '../src/security/z85.js';
 import { startPipeline, type TestPipeline } from './helpers.js';
 
@@ -135,6 +136,63 @@ describe('CURVE on the clients endpoint (noop profile, real processes)', () => {
       assert.notEqual(clear.indexOf(PATTERN), -1, 'control: pattern visible without CURVE');
     } finally {
       await plain.stop();
+    }
+  });
+});
+
+describe('CURVE between stages (noop profile, real processes)', () => {
+  let dir: string;
+  let image: Buffer;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'framepipe-curve-stages-'));
+    writeKeyPair(dir, 'pipeline');
+    const jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#406080' } }).jpeg().toBuffer();
+    image = Buffer.concat([jpeg, PATTERN]);
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  const stageSets = () => ['security.stages=true', `security.stage_key_file=${path.join(dir, 'pipeline.secret')}`];
+
+  test('direct mode: replies come back; the hop to detect carries no clear image', { skip: hasDumpcap ? false : 'needs dumpcap (tshark) and root' }, async () => {
+    const pipe = await startPipeline('noop', stageSets());
+    try {
+      const detect = pipe.sets.filter((s) => s.startsWith('transport.detect=')).pop()!;
+      const port = detect.slice(detect.lastIndexOf(':') + 1);
+      const wire = await capture(port, dir, async () => {
+        const client = new Client(pipe.endpoint, { timeoutMs: 5000 });
+        try {
+          const reply = await client.infer(image);
+          assert.equal(reply.ok, true, JSON.stringify(reply));
+        } finally {
+          await client.close();
+        }
+      });
+      assert.ok(wire.length > 1000, 'the hop was captured');
+      assert.equal(wire.indexOf(PATTERN), -1, 'pattern must not appear on the detect hop');
+    } finally {
+      await pipe.stop();
+    }
+  });
+
+  test('broker mode: replies come back through the broker, and framepipe status gets in with the key', async () => {
+    const pipe = await startPipeline('noop', ['transport.mode=broker', 'broker.heartbeat_ms=300', ...stageSets()]);
+    try {
+      const client = new Client(pipe.endpoint, { timeoutMs: 5000 });
+      try {
+        const reply = await client.infer(image);
+        assert.equal(reply.ok, true, JSON.stringify(reply));
+      } finally {
+        await client.close();
+      }
+      const ingest = pipe.sets.filter((s) => s.startsWith('broker.ingest=')).pop()!.slice('broker.ingest='.length);
+      const keys = keysOf(dir, 'pipeline');
+      const status = await fetchStatus(ingest, 3000, keys);
+      assert.ok(status.peers.length >= 4, JSON.stringify(status));
+      await assert.rejects(fetchStatus(ingest, 800), /no answer/, 'without the key the broker does not answer');
+    } finally {
+      await pipe.stop();
     }
   });
 });
