@@ -13,7 +13,7 @@ import { readKeyFile, serverCurve, writeKeyPair } from '../src/security/keys.js'
 import { loadConfig } from '../src/config/load.js';
 import { fetchStatus } from '../src/cli/status.js';
 import { z85Decode, z85Encode } from '../src/security/z85.js';
-import { startPipeline, type TestPipeline } from './helpers.js';
+import { repoRoot, startPipeline, type TestPipeline } from './helpers.js';
 
 /** 64 bytes no JPEG encoder writes, appended after the image's end marker (decoders ignore trailing bytes). */
 const PATTERN = Buffer.from('FRAMEPIPE-CURVE-CANARY-'.repeat(3).slice(0, 64), 'latin1');
@@ -195,6 +195,25 @@ describe('CURVE between stages (noop profile, real processes)', () => {
       await pipe.stop();
     }
   });
+});
+
+test('framepipe keygen --out DIR --name NAME: public and 0600 secret files; never overwrites', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'framepipe-keygen-'));
+  try {
+    const run = () => spawnSync(process.execPath, [path.join(repoRoot, 'bin/framepipe.js'), 'keygen', '--out', dir, '--name', 'cam'], { encoding: 'utf8' });
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    const secret = readKeyFile(path.join(dir, 'cam.secret'));
+    assert.equal(statSync(path.join(dir, 'cam.secret')).mode & 0o777, 0o600);
+    assert.deepEqual(readKeyFile(path.join(dir, 'cam.public')).publicKeys, secret.publicKeys);
+    assert.match(first.stdout, new RegExp(`public key: ${secret.publicKeys[0]!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    const second = run();
+    assert.equal(second.status, 1);
+    assert.match(second.stderr, /exists/);
+    assert.deepEqual(readKeyFile(path.join(dir, 'cam.public')).publicKeys, secret.publicKeys, 'the pair is untouched');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe('security settings', () => {
