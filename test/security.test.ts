@@ -176,6 +176,38 @@ describe('CURVE between stages (noop profile, real processes)', () => {
     }
   });
 
+  test('curve and stages together: one ZAP handler in ingest serves both domains', async () => {
+    writeKeyPair(dir, 'server');
+    writeKeyPair(dir, 'client');
+    const pipe = await startPipeline('noop', [
+      ...stageSets(),
+      'security.curve=true',
+      `security.server_secret_key=@${path.join(dir, 'server.secret')}`,
+      `security.allowed_clients=@${path.join(dir, 'client.public')}`,
+    ]);
+    try {
+      const c = keysOf(dir, 'client');
+      const options = { curveServerKey: keysOf(dir, 'server').publicKey, curvePublicKey: c.publicKey, curveSecretKey: c.secretKey };
+      const client = new Client(pipe.endpoint, { timeoutMs: 5000, ...options });
+      try {
+        const reply = await client.infer(image);
+        assert.equal(reply.ok, true, JSON.stringify(reply));
+      } finally {
+        await client.close();
+      }
+      // The pipeline's own key is for stages, not for the clients endpoint.
+      const p = keysOf(dir, 'pipeline');
+      const stage = new Client(pipe.endpoint, { timeoutMs: 800, curveServerKey: options.curveServerKey, curvePublicKey: p.publicKey, curveSecretKey: p.secretKey });
+      try {
+        await assert.rejects(stage.infer(image), ClientTimeoutError);
+      } finally {
+        await stage.close();
+      }
+    } finally {
+      await pipe.stop();
+    }
+  });
+
   test('broker mode: replies come back through the broker, and framepipe status gets in with the key', async () => {
     const pipe = await startPipeline('noop', ['transport.mode=broker', 'broker.heartbeat_ms=300', ...stageSets()]);
     try {
