@@ -1,7 +1,7 @@
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Client, ClientTimeoutError } from '../client/client.js';
+import { Client, ClientTimeoutError, type CurveClientOptions } from '../client/client.js';
 import type { Reply } from '../protocol/types.js';
 import { formatReply } from './format.js';
 import { createProgress } from './progress.js';
@@ -15,6 +15,8 @@ export interface InferFilesOptions {
   out?: string;
   /** Write annotated JPEGs into this folder. */
   annotate?: string;
+  /** CURVE keys, for a pipeline with security.curve on. */
+  curve?: CurveClientOptions;
   /** Expected text per file name, printed under each result (the demo). */
   expected?: Record<string, string[]>;
 }
@@ -36,7 +38,7 @@ export async function inferFiles(endpoint: string, files: string[], opts: InferF
   const out = opts.out ? createWriteStream(opts.out) : undefined;
   const quietResults = Boolean(out);
   const progress = createProgress(files.length, 'images', quietResults || Boolean(opts.json));
-  const client = new Client(endpoint, { timeoutMs: opts.timeout, window: opts.inflight });
+  const client = new Client(endpoint, { timeoutMs: opts.timeout, window: opts.inflight, ...opts.curve });
   const errors: Record<string, number> = {};
   const done = new Map<number, Reply>();
   let nextToSend = 0;

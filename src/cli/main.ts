@@ -3,6 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { Config } from '../config/schema.js';
+import type { CurveClientOptions } from '../client/client.js';
+import { publicKeyFrom, readKeyFile, stageCurve, writeKeyPair } from '../security/keys.js';
 import { loadConfig, packageRoot } from '../config/load.js';
 import type { ProcessName, StageName } from '../stage/setup.js';
 import { fetchStatus, formatProcesses, formatStatus, processStatus } from './status.js';
@@ -52,14 +54,36 @@ program
   .option('-w, --inflight <n>', 'requests in flight at once', (v) => parsePositive(v, '--inflight'), 8)
   .option('-a, --annotate <dir>', 'write an annotated JPEG of every image (boxes, labels, text) into DIR')
   .option('-o, --out <file>', 'write the replies as JSON lines to FILE (progress bar and summary on stderr)')
-  .action(async (images: string[], opts: InferFilesOptions & { endpoint: string }) => {
+  .addOption(new Option('--server-key <key>', "CURVE: the pipeline's public key, Z85 or @FILE (a .public file from keygen)").env('FRAMEPIPE_SERVER_KEY'))
+  .addOption(new Option('--key-file <file>', "CURVE: this client's .secret file from `framepipe keygen`").env('FRAMEPIPE_KEY_FILE'))
+  .action(async (images: string[], opts: InferFilesOptions & { endpoint: string; serverKey?: string; keyFile?: string }) => {
     const files = expandOrFail(images);
-    const summary = await inferFiles(opts.endpoint, files, opts);
+    const curve = clientCurve(opts.serverKey, opts.keyFile);
+    const summary = await inferFiles(opts.endpoint, files, { ...opts, curve });
     if (!opts.json || opts.out) console.error(formatSummary(summary));
     if (summary.errors.TIMEOUT === summary.count) {
       console.error(`framepipe: nothing answered at ${opts.endpoint}; is the pipeline running? (npm start, or --endpoint)`);
+      console.error(
+        curve
+          ? 'framepipe: with CURVE, also check --server-key and that this key is in the pipeline\'s security.allowed_clients'
+          : 'framepipe: a pipeline with security.curve on answers only CURVE clients (--server-key, --key-file)',
+      );
     }
     process.exitCode = Object.keys(summary.errors).length > 0 ? 1 : 0;
+  });
+
+program
+  .command('keygen')
+  .description('write a CURVE key pair: NAME.public (give to the other side) and NAME.secret (mode 0600, keep here)')
+  .option('--out <dir>', 'folder for the key files', '.')
+  .option('--name <name>', 'file name without extension', 'framepipe')
+  .action((opts: { out: string; name: string }) => {
+    try {
+      const { publicFile, secretFile, publicKey } = writeKeyPair(opts.out, opts.name);
+      console.log(`public key: ${publicKey}\n  ${publicFile}\n  ${secretFile} (secret, mode 0600)`);
+    } catch (err) {
+      fail((err as Error).message);
+    }
   });
 
 addConfigOptions(
@@ -85,7 +109,7 @@ addConfigOptions(
   }
   endpoint ??= config.broker.ingest;
   try {
-    const status = await fetchStatus(endpoint, 3000);
+    const status = await fetchStatus(endpoint, 3000, stageCurve(config.security));
     console.log(flags.json ? JSON.stringify(status, null, 2) : formatStatus(status));
   } catch (err) {
     fail((err as Error).message);
@@ -189,6 +213,19 @@ function expandOrFail(inputs: string[]): string[] {
     const files = expandImages(inputs);
     if (files.length === 0) fail(`no images in ${inputs.join(', ')}`);
     return files;
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}
+
+/** --server-key and --key-file: both or neither. */
+function clientCurve(serverKey: string | undefined, keyFile: string | undefined): CurveClientOptions | undefined {
+  if (!serverKey && !keyFile) return undefined;
+  if (!serverKey || !keyFile) fail('CURVE needs both --server-key and --key-file (or FRAMEPIPE_SERVER_KEY and FRAMEPIPE_KEY_FILE)');
+  try {
+    const own = readKeyFile(keyFile);
+    if (!own.secretKey || own.publicKeys.length === 0) fail(`${keyFile}: expected a .secret file from framepipe keygen (public_key= and secret_key=)`);
+    return { curveServerKey: publicKeyFrom(serverKey, '--server-key'), curvePublicKey: own.publicKeys[0]!, curveSecretKey: own.secretKey };
   } catch (err) {
     fail((err as Error).message);
   }

@@ -1,11 +1,14 @@
 import * as zmq from 'zeromq';
 import { Collector, type ProcessRow } from '../dashboard/collector.js';
 import { Cmd, type BrokerStatus } from '../transport/broker-protocol.js';
+import type { StageKeys } from '../security/keys.js';
+import { connectHop } from '../transport/sockets.js';
 
 /** Asks a broker (at its ingest endpoint) for its table of live peers. */
-export async function fetchStatus(endpoint: string, timeoutMs: number): Promise<BrokerStatus> {
+export async function fetchStatus(endpoint: string, timeoutMs: number, curve?: StageKeys): Promise<BrokerStatus> {
   const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: timeoutMs, sendTimeout: timeoutMs });
-  dealer.connect(endpoint);
+  // With security.stages, the broker lets in only holders of the pipeline's key pair.
+  connectHop(dealer, endpoint, curve);
   try {
     await dealer.send([Cmd.STATUS]);
     for (;;) {

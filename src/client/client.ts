@@ -3,7 +3,25 @@ import { decodeReply, encodeHeader } from '../protocol/request.js';
 import type { Reply, RequestOptions } from '../protocol/types.js';
 import { SocketWriter } from '../transport/writer.js';
 
-export interface ClientOptions {
+/**
+ * CURVE keys (Z85, 40 characters) for a pipeline with `security.curve` on: the server's public key
+ * and this client's key pair (`framepipe keygen`). All three or none.
+ */
+export interface CurveClientOptions {
+  curveServerKey?: string;
+  curvePublicKey?: string;
+  curveSecretKey?: string;
+}
+
+/** ZMQ_CURVE_SERVERKEY / PUBLICKEY / SECRETKEY socket options, or none; half a set is an error. */
+export function curveSocketOptions(o: CurveClientOptions): { curveServerKey: string; curvePublicKey: string; curveSecretKey: string } | object {
+  const given = [o.curveServerKey, o.curvePublicKey, o.curveSecretKey].filter((k) => k !== undefined && k !== '').length;
+  if (given === 0) return {};
+  if (given !== 3) throw new Error('CURVE needs curveServerKey, curvePublicKey and curveSecretKey together');
+  return { curveServerKey: o.curveServerKey!, curvePublicKey: o.curvePublicKey!, curveSecretKey: o.curveSecretKey! };
+}
+
+export interface ClientOptions extends CurveClientOptions {
   /** Per-request time limit, ms, on the client side (the pipeline's deadline is sent along). */
   timeoutMs?: number;
   /** Requests in flight at most; infer() waits for a free slot beyond that. */
@@ -51,7 +69,7 @@ export class Client {
   ) {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.window = options.window ?? 64;
-    this.socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10_000, receiveHighWaterMark: 10_000 });
+    this.socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10_000, receiveHighWaterMark: 10_000, ...curveSocketOptions(options) });
     this.socket.connect(endpoint);
     this.writer = new SocketWriter(this.socket, Number.MAX_SAFE_INTEGER);
     this.loop = this.receive();

@@ -1,9 +1,9 @@
 import * as zmq from 'zeromq';
 import { decodeReply, encodeHeader } from '../protocol/request.js';
 import type { Reply } from '../protocol/types.js';
-import { ClientTimeoutError, type InferOptions } from './client.js';
+import { ClientTimeoutError, curveSocketOptions, type CurveClientOptions, type InferOptions } from './client.js';
 
-export interface ReqClientOptions {
+export interface ReqClientOptions extends CurveClientOptions {
   /** Time to wait for each attempt's reply, ms. */
   timeoutMs?: number;
   /** Attempts after the first one times out. */
@@ -20,6 +20,7 @@ export class ReqClient {
   private seq = 0;
   readonly timeoutMs: number;
   readonly retries: number;
+  private readonly curve: object;
 
   constructor(
     readonly endpoint: string,
@@ -27,6 +28,7 @@ export class ReqClient {
   ) {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retries = options.retries ?? 2;
+    this.curve = curveSocketOptions(options);
   }
 
   async infer(image: Buffer, options: InferOptions = {}): Promise<Reply> {
@@ -55,7 +57,7 @@ export class ReqClient {
 
   private open(timeoutMs: number): zmq.Request {
     if (!this.socket) {
-      this.socket = new zmq.Request({ linger: 0 });
+      this.socket = new zmq.Request({ linger: 0, ...this.curve });
       this.socket.connect(this.endpoint);
     }
     // Per attempt, since each call may have its own timeout. ZMQ_RCVTIMEO turns a missing reply

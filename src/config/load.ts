@@ -46,8 +46,12 @@ function readTree(file: string): Tree {
   return tree as Tree;
 }
 
-/** A scalar from the environment or a flag: YAML rules, so `2` is a number and `true` a boolean. */
-function parseScalar(text: string): unknown {
+/**
+ * A scalar from the environment or a flag: YAML rules, so `2` is a number and `true` a boolean.
+ * Keys under `security` other than the switches `curve` and `stages` stay text: Z85 keys start with YAML punctuation (`&`, `*`, `[`, `>`).
+ */
+function parseScalar(text: string, keys: string[] = []): unknown {
+  if (keys[0] === 'security' && keys.length === 2 && !['curve', 'stages'].includes(keys[1]!)) return text;
   try {
     return parseYaml(text);
   } catch {
@@ -83,12 +87,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
     if (!rest.includes('__') && !['MODELS_DIR', 'LOG_LEVEL'].includes(rest)) continue;
     const keys = rest === 'LOG_LEVEL' ? ['log', 'level'] : rest.toLowerCase().split('__');
-    setPath(tree, keys, parseScalar(value), `environment variable ${name}`);
+    setPath(tree, keys, parseScalar(value, keys), `environment variable ${name}`);
   }
   for (const set of options.sets ?? []) {
     const eq = set.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--set ${set}: expected section.key=value`);
-    setPath(tree, set.slice(0, eq).split('.'), parseScalar(set.slice(eq + 1)), `--set ${set}`);
+    const keys = set.slice(0, eq).split('.');
+    setPath(tree, keys, parseScalar(set.slice(eq + 1), keys), `--set ${set}`);
   }
   if (options.modelsDir !== undefined) tree.models_dir = options.modelsDir;
 

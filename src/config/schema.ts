@@ -70,6 +70,32 @@ const limits = z
   })
   .strict();
 
+/**
+ * ZeroMQ CURVE on the clients endpoint (docs/security.md). Keys are Z85 text (40 characters) or
+ * `@path` to a key file made by `framepipe keygen`.
+ */
+const security = z
+  .object({
+    /** Encrypt and authenticate the clients endpoint (ingest's ROUTER) with CURVE; plain clients then get nothing. */
+    curve: z.boolean().default(false),
+    /** Ingest's secret key: Z85, or `@path` to the `.secret` file `framepipe keygen` wrote. Required when `curve` is on. */
+    server_secret_key: z.string().default(''),
+    /**
+     * Client public keys let in: a list of Z85 keys or `@path` files (one key per line), or one
+     * string of them separated by commas (handy in the environment). Empty: any client that
+     * knows the server's public key.
+     */
+    allowed_clients: z.union([z.array(z.string().min(1)), z.string()]).default([]),
+    /**
+     * CURVE on every stage-to-stage socket too (both modes; broker endpoints included). All
+     * processes of the pipeline share one key pair, `stage_key_file`; only holders of its secret key get in.
+     */
+    stages: z.boolean().default(false),
+    /** The `.secret` file (from `framepipe keygen`) every process of the pipeline uses on its stage-to-stage sockets. */
+    stage_key_file: z.string().default(''),
+  })
+  .strict();
+
 const ocrDetect = z
   .object({
     kind: z.literal('ocr-det'),
@@ -295,6 +321,7 @@ export const configSchema = z
     transport: transport.prefault({}),
     broker: broker.prefault({}),
     limits: limits.prefault({}),
+    security: security.prefault({}),
     detect: stage(detectModelSchema),
     classify: stage(classifyModelSchema),
     /** Prometheus metrics, /healthz and /readyz of every process (src/metrics/ports.ts: the port rule). */
@@ -326,6 +353,7 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type BrokerConfig = z.infer<typeof broker>;
+export type SecurityConfig = z.infer<typeof security>;
 export type DetectModelConfig = z.infer<typeof detectModelSchema>;
 export type ClassifyModelConfig = z.infer<typeof classifyModelSchema>;
 export type OcrDetConfig = z.infer<typeof ocrDetect>;

@@ -1,5 +1,6 @@
 import { encodeJob, type Job } from '../protocol/job.js';
-import { bindOrFail, pullSocket, pushSocket, type HopOptions } from '../transport/sockets.js';
+import { stageCurve } from '../security/keys.js';
+import { bindOrFail, connectHop, pullSocket, pushSocket, type HopOptions } from '../transport/sockets.js';
 import { WorkerLink } from '../transport/worker-link.js';
 import { SocketWriter } from '../transport/writer.js';
 import { metricsServer } from '../metrics/process-metrics.js';
@@ -19,7 +20,7 @@ export interface ForwardStageOptions {
 }
 
 export function hopOptions(ctx: StageContext): HopOptions {
-  return { hwm: ctx.config.transport.hwm, lingerMs: ctx.config.transport.linger_ms };
+  return { hwm: ctx.config.transport.hwm, lingerMs: ctx.config.transport.linger_ms, curve: stageCurve(ctx.config.security) };
 }
 
 /** Broker mode: this replica's link to the broker's rendezvous point for `stage`. */
@@ -49,8 +50,8 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
     output.close();
     await processor.close();
   });
-  await bindOrFail(input, options.from, `${stage} input`);
-  output.connect(options.to);
+  await bindOrFail(input, options.from, `${stage} input`, hop.curve, ctx.log);
+  connectHop(output, options.to, hop.curve);
   // Endpoints last: a processor's own facts (its model's input and output names) must not hide them.
   ctx.ready({ ...processor.describe(), input: options.from, output: options.to, threads: options.threads, concurrency: options.concurrency });
 

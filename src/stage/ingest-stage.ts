@@ -1,5 +1,7 @@
-import { bindOrFail, pullSocket, pushSocket, routerSocket } from '../transport/sockets.js';
+import { bindOrFail, connectHop, pullSocket, pushSocket, routerSocket } from '../transport/sockets.js';
 import { IngestLink } from '../transport/worker-link.js';
+import { serverCurve } from '../security/keys.js';
+import { ZAP_DOMAIN, ZapHandler } from '../security/zap.js';
 import { hopOptions } from './forward-stage.js';
 import { directUpstream, IngestServer } from './ingest-server.js';
 import type { StageContext } from './setup.js';
@@ -12,9 +14,18 @@ import type { StageContext } from './setup.js';
 export async function openIngest(ctx: StageContext): Promise<IngestServer> {
   const { transport: t, limits, broker } = ctx.config;
   const hop = hopOptions(ctx);
+  // CURVE on the clients endpoint: the ZAP handler is bound before the ROUTER, so no handshake
+  // can complete before someone checks the client's key.
+  const curve = serverCurve(ctx.config.security);
+  if (curve) await ZapHandler.allow(ZAP_DOMAIN, curve.allowed, ctx.log);
   // Twice the answerable limit: larger messages still get TOO_LARGE; only absurd ones are cut off.
-  const clients = routerSocket({ ...hop, maxMessageSize: limits.max_message_bytes * 2 + 65536 });
+  const clients = routerSocket({
+    ...hop,
+    maxMessageSize: limits.max_message_bytes * 2 + 65536,
+    ...(curve ? { curveSecretKey: curve.secretKey } : {}),
+  });
   await bindOrFail(clients, t.clients, 'ingest clients');
+  const security = { curve: Boolean(curve), ...(curve ? { allowed_clients: curve.allowed.length || 'any' } : {}), stages: Boolean(hop.curve) };
   if (t.mode === 'broker') {
     const link = new IngestLink(
       {
@@ -37,13 +48,13 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
       clients.close();
     });
     link.start();
-    ctx.ready({ clients: t.clients, broker: broker.ingest, origin: link.name, ...server.describe() });
+    ctx.ready({ clients: t.clients, security, broker: broker.ingest, origin: link.name, ...server.describe() });
     return server;
   }
   const replies = pullSocket(hop);
   const next = pushSocket(hop);
-  await bindOrFail(replies, t.replies, 'ingest replies');
-  next.connect(t.detect);
+  await bindOrFail(replies, t.replies, 'ingest replies', hop.curve, ctx.log);
+  connectHop(next, t.detect, hop.curve);
   const upstream = directUpstream(next, replies, limits.max_inflight);
   const server = new IngestServer(ctx.config, { clients, upstream }, t.advertise ?? t.replies, ctx.log);
   if (process.send) {
@@ -58,6 +69,6 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
     await server.close();
     for (const socket of [clients, replies, next]) socket.close();
   });
-  ctx.ready({ clients: t.clients, replies: t.replies, next: t.detect, ...server.describe() });
+  ctx.ready({ clients: t.clients, security, replies: t.replies, next: t.detect, ...server.describe() });
   return server;
 }

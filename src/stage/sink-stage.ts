@@ -28,7 +28,7 @@ export async function openSink(ctx: StageContext, concurrency: number, facts: Re
     input.close();
     await replies.close(hop.lingerMs);
   });
-  await bindOrFail(input, t.sink, 'sink input');
+  await bindOrFail(input, t.sink, 'sink input', hop.curve, ctx.log);
   ctx.ready({ input: t.sink, ...facts });
   return { input, emit: (out) => replies.send(out.origin, out.frames) };
 }

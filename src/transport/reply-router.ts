@@ -1,6 +1,6 @@
 import type * as zmq from 'zeromq';
 import type { Logger } from '../log.js';
-import { pushSocket, type HopOptions } from './sockets.js';
+import { connectHop, pushSocket, type HopOptions } from './sockets.js';
 import { SocketWriter } from './writer.js';
 
 /** ZMQ_SNDTIMEO of a route, ms: how long one result may wait for an unreachable ingest. */
@@ -40,7 +40,7 @@ export class ReplyRouter {
     if (!route) {
       const socket = pushSocket(this.hop);
       socket.sendTimeout = ROUTE_SEND_TIMEOUT_MS;
-      socket.connect(origin);
+      connectHop(socket, origin, this.hop.curve);
       route = { socket, writer: new SocketWriter(socket, ROUTE_QUEUE), lastUsed: 0 };
       this.routes.set(origin, route);
       this.log.debug({ origin }, 'connected to ingest');

@@ -1,5 +1,9 @@
 import * as zmq from 'zeromq';
 import { StartupError } from '../config/errors.js';
+import { STAGE_ZAP_DOMAIN, ZAP_DOMAIN, ZapHandler } from '../security/zap.js';
+import type { StageKeys } from '../security/keys.js';
+import { z85Decode } from '../security/z85.js';
+import type { Logger } from '../log.js';
 
 /**
  * Every socket framepipe opens is made here, so that options are set in one place and named
@@ -10,6 +14,11 @@ export interface HopOptions {
   hwm: number;
   /** ZMQ_LINGER, ms: how long close() may hold unsent messages. 0 drops them. */
   lingerMs: number;
+  /**
+   * `security.stages`: the pipeline's key pair. bindOrFail() then makes the socket a CURVE server
+   * (ZAP domain STAGE_ZAP_DOMAIN: only this key pair gets in), connectHop() a CURVE client.
+   */
+  curve?: StageKeys | undefined;
 }
 
 export function pullSocket(options: HopOptions): zmq.Pull {
@@ -25,6 +34,11 @@ export function pushSocket(options: HopOptions): zmq.Push {
 export interface RouterOptions extends HopOptions {
   /** ZMQ_MAXMSGSIZE, bytes: a peer sending a larger message is disconnected. -1 = no limit. */
   maxMessageSize: number;
+  /**
+   * ZMQ_CURVE_SERVER with this ZMQ_CURVE_SECRETKEY (Z85), and ZMQ_ZAP_DOMAIN so the process's ZAP
+   * handler (src/security/zap.ts) decides which client keys get in. Unset: plain (NULL mechanism).
+   */
+  curveSecretKey?: string;
 }
 
 export function routerSocket(options: RouterOptions): zmq.Router {
@@ -35,6 +49,7 @@ export function routerSocket(options: RouterOptions): zmq.Router {
     linger: options.lingerMs,
     maxMessageSize: options.maxMessageSize,
     mandatory: false,
+    ...(options.curveSecretKey ? { curveServer: true, curveSecretKey: options.curveSecretKey, zapDomain: ZAP_DOMAIN } : {}),
   });
 }
 
@@ -75,8 +90,28 @@ export function linkDealer(options: LinkOptions): zmq.Dealer {
   return dealer;
 }
 
-/** bind() with a start-up error that says which endpoint is taken. */
-export async function bindOrFail(socket: zmq.Socket, endpoint: string, role: string): Promise<void> {
+/** connect() of a stage-to-stage socket: as a CURVE client with the pipeline's keys when `curve` is set. */
+export function connectHop(socket: zmq.Socket, endpoint: string, curve: StageKeys | undefined): void {
+  if (curve) {
+    socket.curveServerKey = curve.publicKey;
+    socket.curvePublicKey = curve.publicKey;
+    socket.curveSecretKey = curve.secretKey;
+  }
+  socket.connect(endpoint);
+}
+
+/**
+ * bind() with a start-up error that says which endpoint is taken. With `curve` (stage-to-stage
+ * hops under `security.stages`): a CURVE server that lets in only holders of the pipeline's key pair.
+ */
+export async function bindOrFail(socket: zmq.Socket, endpoint: string, role: string, curve?: StageKeys, log?: Logger): Promise<void> {
+  if (curve) {
+    if (!log) throw new Error(`${role}: a CURVE bind needs a logger for its ZAP handler`);
+    await ZapHandler.allow(STAGE_ZAP_DOMAIN, [z85Decode(curve.publicKey)], log);
+    socket.curveServer = true;
+    socket.curveSecretKey = curve.secretKey;
+    socket.zapDomain = STAGE_ZAP_DOMAIN;
+  }
   try {
     await socket.bind(endpoint);
   } catch (err) {

@@ -3,7 +3,7 @@ import type * as zmq from 'zeromq';
 import type { Logger } from '../log.js';
 import { Cmd, cmdFrame, encodeInfo, peerName, type PeerInfo } from './broker-protocol.js';
 import { until } from './receive.js';
-import { linkDealer, type HopOptions } from './sockets.js';
+import { connectHop, linkDealer, type HopOptions } from './sockets.js';
 import { SocketWriter } from './writer.js';
 
 export interface LinkSettings extends HopOptions {
@@ -53,7 +53,7 @@ export class BrokerLink {
 
   /** Connects and announces itself; heartbeats from then on. */
   start(announce: Cmd = Cmd.READY): void {
-    this.socket.connect(this.settings.endpoint);
+    connectHop(this.socket, this.settings.endpoint, this.settings.curve);
     this.writer.offer([cmdFrame(announce), encodeInfo(this.info())]);
     this.timer = setInterval(() => this.beat(), this.settings.heartbeatMs);
   }
