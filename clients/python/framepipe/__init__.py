@@ -8,6 +8,7 @@
 Needs only pyzmq and msgpack; numpy and OpenCV are imported by the array, video and drawing helpers.
 """
 from .client import Client
+from .curve import CurveKeys
 from .errors import (
     BadImage,
     BadRequest,
@@ -28,6 +29,7 @@ from .protocol import ClassScore, Detection, ErrorInfo, ImageInput, Reply, Reque
 __version__ = "0.1.0"
 
 __all__ = [
+    "CurveKeys",
     "BadImage",
     "BadRequest",
     "ClassScore",

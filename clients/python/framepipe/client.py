@@ -12,6 +12,8 @@ from typing import Any
 
 import zmq
 
+from .curve import CurveKeys
+
 from .errors import ClientTimeout, check
 from .protocol import DEFAULT_JPEG_QUALITY, ImageInput, Pixels, Reply, RequestId, decode_reply, encode_request
 
@@ -40,6 +42,7 @@ class Client:
         retries: int = 2,
         raise_on_error: bool = True,
         context: zmq.Context | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -50,6 +53,7 @@ class Client:
         self.retries = retries
         self.raise_on_error = raise_on_error
         self._context = context or zmq.Context.instance()
+        self.curve = curve
         self._ids = itertools.count(1)
         self._socket: zmq.Socket | None = self._connect()
 
@@ -120,6 +124,8 @@ class Client:
     def _connect(self) -> zmq.Socket:
         socket = self._context.socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
+        if self.curve:
+            self.curve.apply(socket)
         # ZMQ_SNDTIMEO, ms: a send that cannot be queued fails instead of blocking forever.
         socket.setsockopt(zmq.SNDTIMEO, round(self.timeout * 1000))
         socket.connect(self.endpoint)

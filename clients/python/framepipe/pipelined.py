@@ -18,6 +18,8 @@ from typing import Any, Iterable, Iterator, TypeVar
 
 import zmq
 
+from .curve import CurveKeys
+
 from .client import REPLY_GRACE
 from .errors import ClientTimeout
 from .protocol import DEFAULT_JPEG_QUALITY, ImageInput, Pixels, Reply, RequestId, decode_reply, encode_request
@@ -68,6 +70,7 @@ class PipelinedClient:
         window: int = 8,
         timeout: float = 30.0,
         context: zmq.Context | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
@@ -85,6 +88,8 @@ class PipelinedClient:
         self._socket.setsockopt(zmq.LINGER, 0)
         # ZMQ_SNDTIMEO, ms: a send that cannot be queued fails instead of blocking forever.
         self._socket.setsockopt(zmq.SNDTIMEO, round(timeout * 1000))
+        if curve:
+            curve.apply(self._socket)
         self._socket.connect(endpoint)
 
     @property
