@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { Cmd, cmdFrame, decodeInfo, type BrokerStatus, type PeerInfo, type PeerStatus } from '../transport/broker-protocol.js';
 import { until } from '../transport/receive.js';
-import { bindOrFail, brokerRouter, type HopOptions } from '../transport/sockets.js';
+import { bindOrFail, routerSocket, type HopOptions } from '../transport/sockets.js';
 import { stageCurve } from '../security/keys.js';
 import { SocketWriter } from '../transport/writer.js';
 import { HeldJobs, jobKey, resultKey } from './held-jobs.js';
@@ -75,7 +75,9 @@ export class Broker {
     const hop: HopOptions = { hwm: Math.max(transport.hwm, 1000), lingerMs: transport.linger_ms, curve: stageCurve(this.config.security) };
     const endpoints = { ingest: broker.ingest, detect: broker.detect, classify: broker.classify, sink: broker.sink };
     for (const [point, endpoint] of Object.entries(endpoints) as [Point, string][]) {
-      const socket = brokerRouter({ ...hop, maxMessageSize: limits.max_message_bytes * 2 + 65536 });
+      // ROUTER: the broker addresses replicas and ingests by routing id; ZMQ_ROUTER_MANDATORY off, so
+      // a message to a peer that went away is dropped (its job is re-queued or times out) instead of blocking.
+      const socket = routerSocket({ ...hop, maxMessageSize: limits.max_message_bytes * 2 + 65536 });
       this.sockets.set(point, { socket, writer: new SocketWriter(socket, 1_000_000) });
       await bindOrFail(socket, endpoint, `broker ${point}`, hop.curve, this.log);
     }

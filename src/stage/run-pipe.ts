@@ -1,5 +1,5 @@
 import type * as zmq from 'zeromq';
-import { decodeJob, encodeJob, type Job } from '../protocol/job.js';
+import { decodeJob, type Job } from '../protocol/job.js';
 import { ErrorCode, toWireError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { meters, waitSeconds } from '../metrics/meters.js';
@@ -127,4 +127,3 @@ export function passJob(job: Job): Job {
   return job;
 }
 
-export { encodeJob };

@@ -53,21 +53,6 @@ export function routerSocket(options: RouterOptions): zmq.Router {
   });
 }
 
-export function dealerSocket(options: HopOptions & { routingId?: string }): zmq.Dealer {
-  const dealer = new zmq.Dealer({ sendHighWaterMark: options.hwm, receiveHighWaterMark: options.hwm, linger: options.lingerMs });
-  if (options.routingId) dealer.routingId = options.routingId;
-  return dealer;
-}
-
-/**
- * The broker's side of one rendezvous point. ROUTER so that it knows who sent each message and
- * can address replicas and ingests by routing id; ZMQ_ROUTER_MANDATORY off, so a message to a
- * peer that went away is dropped (its request then times out at ingest) instead of blocking.
- */
-export function brokerRouter(options: HopOptions & { maxMessageSize: number }): zmq.Router {
-  return routerSocket(options);
-}
-
 export interface LinkOptions extends HopOptions {
   /** ZMQ_ROUTING_ID: the name the broker knows this process by; kept across reconnects. */
   routingId: string;
