@@ -32,6 +32,14 @@ describe('protocol v1 (noop profile, real processes)', () => {
     assert.equal(reply.height, 200);
     assert.deepEqual(reply.detections, []);
     assert.equal(typeof reply.timings_ms.total, 'number');
+    // The per-hop split: every stage's wait, and waits plus compute fit inside the total.
+    let parts = 0;
+    for (const key of ['detect_wait', 'detect', 'classify_wait', 'classify', 'sink_wait']) {
+      const v = reply.timings_ms[key];
+      assert.ok(typeof v === 'number' && v >= 0, `timings_ms.${key} = ${v}`);
+      parts += v;
+    }
+    assert.ok(parts <= reply.timings_ms.total! + 1, `parts ${parts} within total ${reply.timings_ms.total}`);
   });
 
   test('unknown header fields are ignored', async () => {

@@ -84,7 +84,7 @@ export function waitSeconds(meta: JobMeta, now = Date.now()): number {
 /** Sink: a finished request's steps, end-to-end time, detections and stream. */
 export function observeReply(m: Meters, meta: JobMeta, code: string): void {
   if (code === 'OK') {
-    for (const [step, ms] of Object.entries(meta.timings)) if (!STAGE_TIMINGS.has(step)) m.steps.observe({ step }, ms / 1000);
+    for (const [step, ms] of Object.entries(meta.timings)) if (!STAGE_TIMINGS.has(step) && !step.endsWith('_wait')) m.steps.observe({ step }, ms / 1000);
     m.detections.observe(meta.detections?.length ?? 0);
   }
   m.replies.inc({ code });

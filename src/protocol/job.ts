@@ -40,8 +40,10 @@ export interface JobMeta {
   height?: number;
   pixels?: PixelsInfo;
   detections?: Detection[];
-  /** Milliseconds spent per stage (and per step inside a stage). */
+  /** Milliseconds spent per stage (and per step inside a stage); `<stage>_wait` is the time the job spent queued or in transit before that stage took it. */
   timings: Record<string, number>;
+  /** When the previous stage let go of the job, epoch milliseconds with a fraction: the start of the next `<stage>_wait`. */
+  handoff?: number;
   /** Set by the stage that failed; later stages pass the job on untouched. */
   error?: WireError;
   /** Reply encoding the client expects: msgpack (protocol v1) or json (imagezmq senders). */
@@ -74,6 +76,11 @@ export function encodeJob(job: Job): Buffer[] {
   }
   job.meta.parts = parts;
   return [packr.pack(job.meta), ...frames];
+}
+
+/** Epoch milliseconds with sub-millisecond resolution: hop waits are often well under 1 ms. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 export function decodeJob(frames: Buffer[]): Job {

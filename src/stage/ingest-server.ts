@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { meters } from '../metrics/meters.js';
 import { ErrorCode, toWireError, type WireError } from '../protocol/errors.js';
-import { decodeResult, encodeJob } from '../protocol/job.js';
+import { decodeResult, encodeJob, epochMs } from '../protocol/job.js';
 import { encodeReply, errorReply, type RequestSalvage } from '../protocol/request.js';
 import { until } from '../transport/receive.js';
 import { SocketWriter } from '../transport/writer.js';
@@ -130,6 +130,7 @@ export class IngestServer {
       this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, meta);
       return;
     }
+    meta.handoff = epochMs();
     const jobFrames = encodeJob(job);
     if (this.pending.size >= this.config.limits.max_inflight || !this.sockets.upstream.offer(jobFrames)) {
       const message = `pipeline is full (${this.pending.size} requests in flight); retry later`;

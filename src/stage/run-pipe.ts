@@ -1,5 +1,5 @@
 import type * as zmq from 'zeromq';
-import { decodeJob, type Job } from '../protocol/job.js';
+import { decodeJob, epochMs, type Job } from '../protocol/job.js';
 import { ErrorCode, toWireError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { meters, waitSeconds } from '../metrics/meters.js';
@@ -67,6 +67,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       options.dropped?.(frames);
       return;
     }
+    meta.timings[`${options.stage}_wait`] = Math.max(0, epochMs() - (meta.handoff ?? meta.accepted));
     let out: Out;
     if (meta.error) {
       m?.jobs.inc({ outcome: 'passed' });
@@ -101,6 +102,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
         m.processing.observe(meta.timings[options.stage]! / 1000);
       }
     }
+    meta.handoff = epochMs();
     try {
       await emit(out);
     } catch (err) {
