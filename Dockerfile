@@ -11,4 +11,4 @@ COPY stages ./stages
 COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
 COPY samples ./samples
 COPY tsconfig.json ./
-ENTRYPOINT ["node", "--import", "tsx"]
+ENTRYPOINT ["node", "--initial-old-space-size=256", "--import", "tsx"]

@@ -11,10 +11,10 @@ import { fetchStatus, formatProcesses, formatStatus, processStatus } from './sta
 import { loopbackTransport } from '../transport/ports.js';
 import { expandImages } from './files.js';
 import { formatSummary, inferFiles, type InferFilesOptions, type InferSummary } from './infer-files.js';
-import { launchPipeline, stageFile, STAGES, type Pipeline, type StageProcess } from './launcher.js';
+import { launchPipeline, stageArgv, STAGES, type Pipeline, type StageProcess } from './launcher.js';
 import { startProgress } from './start-progress.js';
 import { supervise, type Supervisor } from './supervisor.js';
-import { addConfigOptions, toArgv, toLoadOptions, type ConfigFlags } from './options.js';
+import { addConfigOptions, toLoadOptions, type ConfigFlags } from './options.js';
 import { openDashboard, type DashboardFlags } from '../dashboard/open.js';
 import type { Dashboard } from '../dashboard/server.js';
 
@@ -37,7 +37,7 @@ addConfigOptions(
     if (stage === 'broker') fail('the broker binds its endpoints (broker.*); --connect is for the stages that join it');
     flags = { ...flags, set: ['transport.mode=broker', `broker.${stage}=${flags.connect}`, ...(flags.set ?? [])] };
   }
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), stageFile(stage as ProcessName), ...toArgv(flags)], {
+  const child = spawn(process.execPath, stageArgv(stage as ProcessName, flags), {
     stdio: 'inherit',
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
