@@ -81,16 +81,53 @@ describe('broker mode', () => {
     try {
       // Concurrency 2 each, so a replica's rate is 2 / delay and the round trip to the broker hides behind work.
       const fastMs = 20;
-      await replica('detect', [...sets, `detect.model.delay_ms=${fastMs}`, 'detect.concurrency=2']);
+      const fast = await replica('detect', [...sets, `detect.model.delay_ms=${fastMs}`, 'detect.concurrency=2']);
       await replica('detect', [...sets, `detect.model.delay_ms=${fastMs * 4}`, 'detect.concurrency=2']);
       await offerLoad(pipeline.endpoint, [image], 8, 50);
+      const before = (await status(sets)).peers.filter((p) => p.stage === 'detect');
       const r = await offerLoad(pipeline.endpoint, [image], 16, 400);
+      await sleep(HB * 1.5);
+      const after = (await status(sets)).peers.filter((p) => p.stage === 'detect');
+      const did = (pid: number | undefined, list: typeof after) => list.filter((p) => p.pid === pid).reduce((n, p) => n + p.done, 0);
+      const fastDid = did(fast.child.pid, after) - did(fast.child.pid, before);
       const ideal = 2000 / fastMs + 2000 / (fastMs * 4);
-      t.diagnostic(`fast + 4× slow: ${r.perSecond.toFixed(1)}/s of ${ideal}/s, p99 ${r.p99.toFixed(1)} ms`);
+      // Throughput itself is the benchmark's to report (`npm run bench -- scaling`); here the
+      // behaviour: the 4× faster replica does its 4/5 share of the work (hedged copies included).
+      t.diagnostic(`fast + 4× slow: ${r.perSecond.toFixed(1)}/s of ${ideal}/s, p99 ${r.p99.toFixed(1)} ms; fast replica did ${fastDid} of 400`);
       assert.equal(r.errors, 0);
-      assert.ok(r.perSecond >= 0.9 * ideal, `${r.perSecond.toFixed(1)}/s vs sum of rates ${ideal}/s`);
+      assert.ok(fastDid >= 0.7 * 400, `the fast replica did ${fastDid} of 400 jobs (its share by speed: 320)`);
     } finally {
       await pipeline.stop();
+    }
+  });
+
+  test('hedging: an idle fast replica takes a copy of the slow replica\'s job; the first answer wins, each request answered once', async () => {
+    for (const hedge of [true, false]) {
+      const sets = [...(await brokerSets()), `broker.hedge=${hedge}`];
+      const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe', stages: ['ingest', 'classify', 'sink'] });
+      const client = new Client(pipeline.endpoint, { window: 50, timeoutMs: 10_000 });
+      try {
+        await replica('detect', [...sets, 'detect.model.delay_ms=5']);
+        // Unmeasured at first, the slow replica gets one of the first jobs; it then holds it 800 ms.
+        await replica('detect', [...sets, 'detect.model.delay_ms=800']);
+        const replies = await Promise.all(Array.from({ length: 12 }, () => client.infer(image)));
+        // The client numbers its requests 1, 2, …: each promise got the reply to its own request.
+        assert.deepEqual(replies.map((r) => [r.ok, r.id]), replies.map((_, i) => [true, i + 1]));
+        // Long enough for the slow copy to come back and be dropped (or, without hedging, to be the answer).
+        await sleep(1200);
+        const stats = (await status(sets)).stats!;
+        if (hedge) {
+          assert.ok(stats.hedged! >= 1, `hedged ${stats.hedged}`);
+          assert.ok(stats.duplicates! >= 1, `the slow copy's answer dropped at the broker (duplicates ${stats.duplicates})`);
+          assert.equal(stats.results, 12, 'the broker passed on exactly one result per request');
+        } else {
+          assert.equal(stats.hedged, 0);
+          assert.equal(stats.duplicates, 0);
+        }
+      } finally {
+        await client.close();
+        await pipeline.stop();
+      }
     }
   });
 

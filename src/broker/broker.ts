@@ -42,6 +42,8 @@ export interface BrokerStats {
   requeued: number;
   /** DONEs dropped because another copy of the job had already finished. */
   duplicates: number;
+  /** Copies of jobs sent to an idle replica while a slower one still held them. */
+  hedged: number;
 }
 
 /**
@@ -53,7 +55,7 @@ export interface BrokerStats {
  * result, which goes to the ingest whose routing id is the job's origin.
  */
 export class Broker {
-  readonly stats: BrokerStats = { jobs: 0, dispatched: 0, results: 0, expired: 0, requeued: 0, duplicates: 0 };
+  readonly stats: BrokerStats = { jobs: 0, dispatched: 0, results: 0, expired: 0, requeued: 0, duplicates: 0, hedged: 0 };
   /** Jobs out at replicas, to hand back if one dies (src/broker/held-jobs.ts). */
   private readonly held = new HeldJobs();
   private readonly sockets = new Map<Point, { socket: zmq.Router; writer: SocketWriter }>();
@@ -120,7 +122,7 @@ export class Broker {
     }
     const queued: Record<string, number> = {};
     for (const [hop, q] of this.queues) queued[hop] = q.length;
-    return { pid: process.pid, host: os.hostname(), queued, peers };
+    return { pid: process.pid, host: os.hostname(), queued, peers, stats: { ...this.stats } };
   }
 
   private async loop(point: Point, socket: zmq.Router, signal: AbortSignal): Promise<void> {
@@ -134,8 +136,8 @@ export class Broker {
     }
   }
 
-  private send(point: Point, frames: Buffer[]): void {
-    if (point !== 'ingest' && frames[1] === cmdFrame(Cmd.JOB)) this.held.dispatched(point, frames[0]!.toString(), frames.slice(2));
+  private send(point: Point, frames: Buffer[], hedge = false): void {
+    if (point !== 'ingest' && frames[1] === cmdFrame(Cmd.JOB) && !hedge) this.held.dispatched(point, frames[0]!.toString(), frames.slice(2));
     if (!this.sockets.get(point)!.writer.offer(frames)) this.log.error({ point }, 'broker send queue full; message dropped');
   }
 
@@ -302,15 +304,21 @@ export class Broker {
    */
   private dispatch(hop: Hop): void {
     const queue = this.queues.get(hop)!;
-    if (queue.length === 0) return;
     const now = Date.now();
+    if (queue.length === 0) {
+      this.hedge(hop, now);
+      return;
+    }
     const slots: { peer: Peer; at: number; free: boolean }[] = [];
     for (const peer of this.peers.get(hop)!.values()) {
       const s = peer.serviceMs;
       for (let i = 0; i < peer.credit; i++) slots.push({ peer, at: now, free: true });
       for (const sent of peer.sentAt) {
-        // A job long overdue says the estimate is wrong (a stall, a dying replica): plan nothing on that slot.
-        if (now > sent + 2 * s + 100) continue;
+        // A job long overdue says the estimate is wrong (a stall, a dying replica), and a replica
+        // still unmeasured has no estimate at all: plan nothing on that slot. (Planning on an
+        // unmeasured replica's busy slot as if it took no time once left a whole backlog waiting
+        // for a slow newcomer's first answer.)
+        if (s === 0 || now > sent + 2 * s + 100) continue;
         slots.push({ peer, at: Math.max(now, sent + s), free: false });
       }
     }
@@ -345,6 +353,45 @@ export class Broker {
       best.at += best.peer.serviceMs;
       if (best.peer.serviceMs === 0) best.at += 1;
     }
+    if (queue.length === 0) this.hedge(hop, now);
+  }
+
+  /**
+   * Cuts the tail a slow replica adds ("hedged requests", Dean and Barroso, The Tail at Scale):
+   * when nothing waits in the hop's queue and a replica has free credit, it gets a copy of the
+   * job that another replica is expected to finish latest, if it would itself finish that job
+   * clearly earlier (its service time plus a quarter, plus 1 ms). The first answer wins
+   * (HeldJobs.settle); the slower copy's answer is dropped. Among replicas of equal speed this
+   * never fires (the owner is always due sooner), and it only spends credit that would idle,
+   * so it costs throughput nothing; what it costs is the duplicate work on the slow replica.
+   * A job overdue at its owner (a stall) counts as never finishing there.
+   */
+  private hedge(hop: Hop, now: number): void {
+    if (!this.config.broker.hedge) return;
+    const peers = this.peers.get(hop)!;
+    for (const peer of peers.values()) {
+      // An unmeasured replica could be the slow one: it is measured by ordinary dispatch first.
+      if (peer.credit <= 0 || peer.serviceMs <= 0) continue;
+      while (peer.credit > 0) {
+        const mine = now + peer.serviceMs * 1.25 + 1;
+        let best: { key: string; frames: Buffer[]; due: number } | undefined;
+        for (const job of this.held.outstanding(hop, now)) {
+          if (job.owner === peer.key) continue;
+          const owner = peers.get(job.owner);
+          if (!owner) continue;
+          const s = owner.serviceMs;
+          const due = s > 0 && now <= job.sentAt + 2 * s + 100 ? job.sentAt + s : Infinity;
+          if (due > mine && (!best || due > best.due)) best = { key: job.key, frames: job.frames, due };
+        }
+        if (!best) break;
+        this.held.hedged(hop, best.key, peer.key);
+        peer.credit--;
+        peer.lastDispatch = now;
+        peer.sentAt.push(now);
+        this.stats.hedged++;
+        this.send(hop, [peer.id, cmdFrame(Cmd.JOB), ...best.frames], true);
+      }
+    }
   }
 
   /** Every heartbeat: tell replicas the broker lives, write off the silent ones, update rates. */
@@ -355,6 +402,9 @@ export class Broker {
     this.lastTick = now;
     this.held.sweep(now, 60_000);
     this.dropExpired(now);
+    // Plans made on a slot that is now overdue (a stall) are remade, and with nothing queued an
+    // idle replica may take a copy of a stalled job (dispatch → hedge).
+    for (const hop of HOPS) this.dispatch(hop);
     for (const [point, peers] of this.peers) {
       for (const [key, p] of peers) {
         if (now - p.lastSeen > heartbeat_ms * liveness) {

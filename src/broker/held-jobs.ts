@@ -13,6 +13,9 @@ import { Packr } from 'msgpackr';
  *   jobs: those still before their deadline go back to the front of the hop's queue, owner none;
  * - the first DONE for a job wins, whoever sends it; the other copy is then superseded: taken
  *   out of the queue if it waits there, or its DONE dropped on arrival if another replica has it;
+ * - a job may be hedged: a second replica gets a copy while the owner still works on it (the
+ *   broker does so when an idle replica would finish it clearly earlier); it is then settled by
+ *   whichever answers first, and if one of the two dies the other simply keeps it;
  * - a DONE for a job the broker never saw (it restarted meanwhile) is passed on: ingest answers
  *   each request once anyway.
  */
@@ -21,6 +24,18 @@ interface Held {
   deadline: number;
   /** The replica holding it, or null while it waits in the queue again. */
   owner: string | null;
+  /** When the owner got it, epoch ms. */
+  sentAt: number;
+  /** A second replica working on a copy (a hedge), if any. */
+  hedge?: string;
+}
+
+/** A job out at one replica only: what the broker weighs when it considers a hedge. */
+export interface Outstanding {
+  key: string;
+  owner: string;
+  sentAt: number;
+  frames: Buffer[];
 }
 
 export type SettleVerdict = 'forward' | 'duplicate';
@@ -63,10 +78,25 @@ export class HeldJobs {
   }
 
   /** A job was sent to `owner` (frames as sent, after the command frame). */
-  dispatched(hop: string, owner: string, frames: Buffer[]): void {
+  dispatched(hop: string, owner: string, frames: Buffer[], now = Date.now()): void {
     const id = jobKey(frames);
     // Unreadable: the replica will drop it and FREE the credit; nothing to hand back.
-    if (id) this.held.set(`${hop}|${id.key}`, { frames, deadline: id.deadline, owner });
+    if (id) this.held.set(`${hop}|${id.key}`, { frames, deadline: id.deadline, owner, sentAt: now });
+  }
+
+  /** Jobs on `hop` held by exactly one replica, before their deadline: hedge candidates. */
+  *outstanding(hop: string, now = Date.now()): Generator<Outstanding> {
+    const prefix = `${hop}|`;
+    for (const [k, entry] of this.held) {
+      if (entry.owner === null || entry.hedge !== undefined || now > entry.deadline || !k.startsWith(prefix)) continue;
+      yield { key: k.slice(prefix.length), owner: entry.owner, sentAt: entry.sentAt, frames: entry.frames };
+    }
+  }
+
+  /** `peer` got a copy of job `key` on `hop`, which its owner still holds. */
+  hedged(hop: string, key: string, peer: string): void {
+    const entry = this.held.get(`${hop}|${key}`);
+    if (entry && entry.owner !== null && entry.owner !== peer) entry.hedge = peer;
   }
 
   /**
@@ -81,8 +111,8 @@ export class HeldJobs {
     if (entry) {
       this.held.delete(k);
       if (entry.owner === null) return { verdict: 'forward', queued: entry.frames };
-      // Another replica holds the other copy: its answer must not count twice.
-      if (entry.owner !== peer) this.supersede(k);
+      // Another replica holds the other copy (the owner, or the hedge): its answer must not count twice.
+      if (entry.owner !== peer || (entry.hedge !== undefined && entry.hedge !== peer)) this.supersede(k);
       return { verdict: 'forward' };
     }
     return { verdict: this.superseded.delete(k) ? 'duplicate' : 'forward' };
@@ -96,7 +126,19 @@ export class HeldJobs {
     const back: Buffer[][] = [];
     const prefix = `${hop}|`;
     for (const [k, entry] of this.held) {
-      if (entry.owner !== peer || !k.startsWith(prefix)) continue;
+      if (!k.startsWith(prefix)) continue;
+      if (entry.hedge === peer) {
+        // The owner still works on it; nothing to hand back.
+        delete entry.hedge;
+        continue;
+      }
+      if (entry.owner !== peer) continue;
+      if (entry.hedge !== undefined) {
+        // The hedge becomes the owner: the job is still being worked on.
+        entry.owner = entry.hedge;
+        delete entry.hedge;
+        continue;
+      }
       if (now > entry.deadline) {
         this.held.delete(k);
         continue;

@@ -52,6 +52,8 @@ const broker = z
     heartbeat_ms: z.number().int().min(10).max(60_000).default(1000),
     /** Missed heartbeat intervals after which a peer counts as gone (taken out of dispatch). */
     liveness: z.number().int().min(2).max(100).default(3),
+    /** An idle replica takes a copy of a job a slower replica is expected to finish later (first answer wins). */
+    hedge: z.boolean().default(true),
   })
   .strict();
 

@@ -85,4 +85,6 @@ export interface BrokerStatus {
   host: string;
   queued: Record<string, number>;
   peers: PeerStatus[];
+  /** The broker's counters since it started (jobs, dispatched, results, expired, requeued, duplicates, hedged). */
+  stats?: Record<string, number>;
 }
