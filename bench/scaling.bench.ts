@@ -2,10 +2,12 @@
 // delay_ms: a sleep, so replicas don't compete for the 2 cores), then a pool with one 4× slower
 // replica against a pool of two fast ones, and the plumbing cost of broker vs direct mode.
 import { launchPipeline, spawnStage, stopProcesses, waitReady, type Pipeline, type StageProcess } from '../src/cli/launcher.js';
+import { fetchStatus } from '../src/cli/status.js';
 import { loopbackTransport } from '../src/transport/ports.js';
 import { offerLoad, offerRate, table, type LoadResult, type Scenario } from './lib.js';
 
 const image = Buffer.from('x');
+const endpointOf = (sets: string[], key: string) => [...sets].reverse().find((s) => s.startsWith(`${key}=`))!.split('=')[1]!;
 
 async function brokerPipeline(extra: string[], detectReplicas: number): Promise<{ pipeline: Pipeline; sets: string[] }> {
   const sets = [...(await loopbackTransport()), 'transport.mode=broker', 'log.level=warn', ...extra];
@@ -51,26 +53,31 @@ const scenario: Scenario = {
     out.push(table(['replicas', 'img/s', 'speed-up', '% of N × one', 'p50 ms', 'p99 ms', 'errors'], rows));
 
     const fast = 10;
-    const pools: [string, number[]][] = [
-      ['two fast (10 ms + 10 ms)', [fast, fast]],
-      ['fast + 4× slow (10 ms + 40 ms)', [fast, fast * 4]],
+    const pools: [string, number[], boolean][] = [
+      ['two fast (10 ms + 10 ms)', [fast, fast], true],
+      ['fast + 4× slow (10 ms + 40 ms), no hedging', [fast, fast * 4], false],
+      ['fast + 4× slow (10 ms + 40 ms)', [fast, fast * 4], true],
     ];
     const poolRows: (string | number)[][] = [];
     const openRows: (string | number)[][] = [];
-    for (const [name, delays] of pools) {
+    for (const [name, delays, hedge] of pools) {
       const ideal = delays.reduce((s, d) => s + 1000 / d, 0);
-      const { pipeline, sets } = await brokerPipeline([], 0);
+      const { pipeline, sets } = await brokerPipeline([`broker.hedge=${hedge}`], 0);
       const procs = await withDetect(sets, delays);
+      const counters = async () => (await fetchStatus(endpointOf(sets, 'broker.ingest'), 3000)).stats ?? {};
       try {
         for (const window of [2, 8]) {
           const r = await measure(pipeline.endpoint, window, ideal, seconds);
           poolRows.push([name, window, ideal, r.perSecond, (r.perSecond / ideal) * 100, r.p50, r.p99]);
         }
-        // The same offered load for both pools: what the slow replica does to latency.
-        for (const rate of [50, 90]) {
+        // The same offered load for every pool: what the slow replica does to latency.
+        for (const rate of [50, 70, 90]) {
           await offerRate(pipeline.endpoint, [image], rate, Math.round(rate * 0.5));
+          const before = await counters();
           const r = await offerRate(pipeline.endpoint, [image], rate, Math.round(rate * (quick ? 3 : 10)));
-          openRows.push([name, rate, r.count, r.perSecond, r.p50, r.p99, r.errors]);
+          const after = await counters();
+          const hedged = (after.hedged ?? 0) - (before.hedged ?? 0);
+          openRows.push([name, rate, r.count, r.perSecond, r.p50, r.p99, hedged, r.errors]);
         }
       } finally {
         await stopProcesses(procs);
@@ -80,7 +87,13 @@ const scenario: Scenario = {
     out.push(`\n### A slow replica in the pool\n`);
     out.push(table(['pool', 'window', 'sum of rates /s', 'img/s', '% of sum', 'p50 ms', 'p99 ms'], poolRows));
     out.push(`\n### The same offered load (open loop, requests at a fixed rate)\n`);
-    out.push(table(['pool', 'offered /s', 'requests', 'img/s', 'p50 ms', 'p99 ms', 'errors'], openRows));
+    const base = new Map(openRows.filter((r) => r[0] === pools[0]![0]).map((r) => [r[1], r[5] as number]));
+    out.push(
+      table(
+        ['pool', 'offered /s', 'requests', 'img/s', 'p50 ms', 'p99 ms', 'p99 ÷ two fast', 'hedged copies', 'errors'],
+        openRows.map((r) => [...r.slice(0, 6), (r[5] as number) / base.get(r[1])!, ...r.slice(6)]),
+      ),
+    );
 
     const modeRows: (string | number)[][] = [];
     for (const mode of ['direct', 'broker'] as const) {
