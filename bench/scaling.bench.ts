@@ -87,11 +87,11 @@ const scenario: Scenario = {
     out.push(`\n### A slow replica in the pool\n`);
     out.push(table(['pool', 'window', 'sum of rates /s', 'img/s', '% of sum', 'p50 ms', 'p99 ms'], poolRows));
     out.push(`\n### The same offered load (open loop, requests at a fixed rate)\n`);
-    const base = new Map(openRows.filter((r) => r[0] === pools[0]![0]).map((r) => [r[1], r[5] as number]));
+    const fastP99 = new Map(openRows.filter((r) => r[0] === pools[0]![0]).map((r) => [r[1], r[5] as number]));
     out.push(
       table(
         ['pool', 'offered /s', 'requests', 'img/s', 'p50 ms', 'p99 ms', 'p99 ÷ two fast', 'hedged copies', 'errors'],
-        openRows.map((r) => [...r.slice(0, 6), (r[5] as number) / base.get(r[1])!, ...r.slice(6)]),
+        openRows.map((r) => [...r.slice(0, 6), (r[5] as number) / fastP99.get(r[1])!, ...r.slice(6)]),
       ),
     );
 
