@@ -3,8 +3,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, resolveModelFile } from '../src/config/load.js';
+import { resolveThreads } from '../src/config/schema.js';
 import { repoRoot } from './helpers.js';
 
 describe('loadConfig', () => {
@@ -14,6 +16,22 @@ describe('loadConfig', () => {
     assert.equal(config.detect.model.kind, 'ocr-det');
     const model = config.detect.model;
     if (model.kind === 'ocr-det') assert.ok(resolveModelFile(model.path, config.models_dir).endsWith('ch_PP-OCRv4_det_infer.onnx'));
+  });
+
+  test('threads: auto splits the cores between the model stages by cpu_share; a number overrides it', () => {
+    const stages = (d: number | 'auto', ds: number, c: number | 'auto', cs: number, ck = 'ocr-rec') => ({
+      detect: { threads: d, cpu_share: ds, model: { kind: 'ocr-det' } },
+      classify: { threads: c, cpu_share: cs, model: { kind: ck } },
+    });
+    const both = (c: ReturnType<typeof stages>, cores: number) => [resolveThreads(c, 'detect', cores), resolveThreads(c, 'classify', cores)];
+    assert.deepEqual(both(stages('auto', 1, 'auto', 3), 2), [1, 2], 'ocr on 2 cores');
+    assert.deepEqual(both(stages('auto', 1, 'auto', 3), 8), [2, 6], 'ocr on 8 cores');
+    assert.deepEqual(both(stages('auto', 1, 'auto', 1), 2), [1, 1], 'objects on 2 cores');
+    assert.deepEqual(both(stages('auto', 1, 'auto', 1), 1), [1, 1], 'never below one thread');
+    assert.deepEqual(both(stages('auto', 1, 'auto', 1, 'noop'), 4), [4, 1], 'a noop stage takes no share');
+    assert.deepEqual(both(stages(3, 1, 'auto', 1), 8), [3, 4], 'a number is kept as it is');
+    const ocr = loadConfig({ profile: 'ocr' });
+    assert.deepEqual([ocr.detect.threads, ocr.classify.threads], both(stages('auto', 1, 'auto', 3), os.availableParallelism()));
   });
 
   test('environment beats the file, --set beats the environment, --models beats both', () => {

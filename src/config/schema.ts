@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -303,8 +304,10 @@ const classifier = z
 const stage = <T extends z.ZodTypeAny>(model: T) =>
   z
     .object({
-      /** ONNX Runtime intra-op threads of this stage. */
-      threads: threads.default(1),
+      /** ONNX Runtime intra-op threads of this stage, or `auto`: the host's cores split between the model stages by cpu_share (resolveThreads). */
+      threads: z.union([threads, z.literal('auto')], { error: 'expected a whole number of threads ≥ 1, or auto' }).default('auto'),
+      /** This stage's weight when `threads` is auto: its share of the cores is cpu_share ÷ (detect's + classify's). */
+      cpu_share: z.number().positive().max(100).default(1),
       /** Jobs one process works on at once. */
       concurrency: z.number().int().min(1).max(64).default(1),
       model,
@@ -351,7 +354,35 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .transform((c) => ({
+    ...c,
+    detect: { ...c.detect, threads: resolveThreads(c, 'detect') },
+    classify: { ...c.classify, threads: resolveThreads(c, 'classify') },
+  }));
+
+/**
+ * The rule behind `threads: auto`. The model stages of one host share its cores
+ * (os.availableParallelism()) in proportion to their cpu_share, each at least one thread,
+ * rounded to the nearest: a stage that runs no model (noop) takes no share. Measured on 2
+ * cores (docs/benchmarks.md): objects (shares 1 : 1) → 1 + 1, the two side by side; OCR (1 : 3,
+ * recognition costs about three times detection) → 1 + 2, which beat 1 + 1 by 9.3 to 5–6
+ * images/s — one thread more than cores, because detect idles between images. On 8 cores the
+ * same shares give 4 + 4 and 2 + 6. Beyond that, replicas of 1-thread processes (broker mode)
+ * beat more threads in one process for small models (shared/models/MANIFEST.md §5).
+ */
+export function resolveThreads(
+  c: { detect: { threads: number | 'auto'; cpu_share: number; model: { kind: string } }; classify: { threads: number | 'auto'; cpu_share: number; model: { kind: string } } },
+  which: 'detect' | 'classify',
+  cores = os.availableParallelism(),
+): number {
+  const own = c[which];
+  if (own.threads !== 'auto') return own.threads;
+  const share = (s: typeof own) => (s.model.kind === 'noop' ? 0 : s.cpu_share);
+  const total = share(c.detect) + share(c.classify);
+  if (total === 0 || share(own) === 0) return 1;
+  return Math.max(1, Math.round((cores * share(own)) / total));
+}
 
 export type Config = z.infer<typeof configSchema>;
 export type BrokerConfig = z.infer<typeof broker>;
