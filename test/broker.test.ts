@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { launchPipeline, spawnStage, stopProcesses, waitReady, type StageProcess } from '../src/cli/launcher.js';
 import { fetchStatus } from '../src/cli/status.js';
 import { Client } from '../src/client/client.js';
-import type { BrokerStatus } from '../src/transport/broker-protocol.js';
+import * as zmq from 'zeromq';
+import { encodeInfo, type BrokerStatus } from '../src/transport/broker-protocol.js';
 import { offerLoad } from '../bench/lib.js';
 import { freePorts, header, reqOnce, transportSets } from './helpers.js';
 
@@ -131,6 +132,36 @@ describe('broker mode', () => {
     }
   });
 
+  test('credit lost on the way comes back: a replica whose heartbeats say it holds nothing gets its credit, and the lost job runs elsewhere', async () => {
+    // Hedging off, so that only the credit check can rescue the job.
+    const sets = [...(await brokerSets()), 'broker.hedge=false'];
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe', stages: ['ingest', 'classify', 'sink'] });
+    // A replica that "loses" the job it is given (as a JOB dropped to a blipped connection is lost),
+    // and keeps heart-beating that its one slot is free.
+    const lossy = new zmq.Dealer({ routingId: 'detect-lossy-1', linger: 0 });
+    lossy.connect(endpointOf(sets, 'broker.detect'));
+    const info = (credit: number) => encodeInfo({ stage: 'detect', host: 'lossy', pid: 1, credit, concurrency: 1, done: 0 });
+    await lossy.send([Buffer.from('READY'), info(1)]);
+    const beat = setInterval(() => void lossy.send([Buffer.from('HB'), info(1)]).catch(() => {}), HB);
+    const client = new Client(pipeline.endpoint, { window: 4, timeoutMs: 20 * HB + 5000 });
+    try {
+      const reply = client.infer(image);
+      const [cmd] = await lossy.receive();
+      assert.equal(cmd!.toString(), 'JOB');
+      await replica('detect', sets);
+      const r = await reply;
+      assert.equal(r.ok, true, 'the lost job was queued again and answered by the other replica');
+      const s = await status(sets);
+      assert.ok(s.stats!.restored! >= 1 && s.stats!.requeued! >= 1, JSON.stringify(s.stats));
+      assert.equal(s.peers.find((p) => p.id === 'detect-lossy-1')!.credit, 1, 'the lossy replica has its slot back');
+    } finally {
+      clearInterval(beat);
+      lossy.close();
+      await client.close();
+      await pipeline.stop();
+    }
+  });
+
   test("a replica cut off from its broker says so on /readyz, and is ready again when the broker is back", async () => {
     const sets = await brokerSets();
     const pipeline = await launchPipeline({ flags: { profile: 'noop', set: sets }, stdio: 'pipe' });
@@ -143,10 +174,10 @@ describe('broker mode', () => {
     try {
       assert.equal((await readyz()).status, 200);
       broker.child.kill('SIGSTOP');
-      await waitFor('detect not ready', 3 * HB * 3 + 2000, async () => (await readyz()).status === 503);
+      await waitFor('detect not ready', 3 * HB * 3 + 8000, async () => (await readyz()).status === 503);
       assert.match((await readyz()).text, /broker .* silent/);
       broker.child.kill('SIGCONT');
-      await waitFor('detect ready again', 3 * HB * 3 + 2000, async () => (await readyz()).status === 200);
+      await waitFor('detect ready again', 3 * HB * 3 + 8000, async () => (await readyz()).status === 200);
     } finally {
       broker.child.kill('SIGCONT');
       await pipeline.stop();

@@ -31,6 +31,8 @@ interface Peer {
   serviceMs: number;
   rate: number;
   doneAtTick: number;
+  /** Since when its heartbeats claim more free credit than the broker counts (see reconcile). */
+  creditGapSince?: number;
 }
 
 export interface BrokerStats {
@@ -44,6 +46,8 @@ export interface BrokerStats {
   duplicates: number;
   /** Copies of jobs sent to an idle replica while a slower one still held them. */
   hedged: number;
+  /** Credits given back to replicas whose heartbeats showed them lost on the way. */
+  restored: number;
 }
 
 /**
@@ -55,7 +59,7 @@ export interface BrokerStats {
  * result, which goes to the ingest whose routing id is the job's origin.
  */
 export class Broker {
-  readonly stats: BrokerStats = { jobs: 0, dispatched: 0, results: 0, expired: 0, requeued: 0, duplicates: 0, hedged: 0 };
+  readonly stats: BrokerStats = { jobs: 0, dispatched: 0, results: 0, expired: 0, requeued: 0, duplicates: 0, hedged: 0, restored: 0 };
   /** Jobs out at replicas, to hand back if one dies (src/broker/held-jobs.ts). */
   private readonly held = new HeldJobs();
   private readonly sockets = new Map<Point, { socket: zmq.Router; writer: SocketWriter }>();
@@ -184,11 +188,14 @@ export class Broker {
       }
       case Cmd.HB: {
         const known = peers.has(key);
-        this.touch(hop, id, key, decodeInfo(body[0]));
+        const info = decodeInfo(body[0]);
+        this.touch(hop, id, key, info);
         // From a stranger (the broker restarted, or had written it off) a heartbeat registers it.
         if (!known) {
           this.log.info({ hop, replica: key }, 'replica (re)joined by heartbeat');
           this.dispatch(hop);
+        } else if (info) {
+          this.reconcile(hop, peers.get(key)!, info);
         }
         return;
       }
@@ -245,6 +252,40 @@ export class Broker {
       this.deadlines.set(frames, deadline);
     }
     return deadline;
+  }
+
+  /**
+   * Gives back credit lost on the way. A JOB sent while its replica's connection blipped is
+   * dropped by the ROUTER (mandatory routing is off), and a DONE can die with a connection: either
+   * way the broker counts a slot taken that the replica knows is free, and without this the
+   * replica would serve one job fewer for the rest of its life. A heartbeat states the replica's
+   * own free credit; more than the broker counts is normal for a moment (a DONE or FREE on its
+   * way, a JOB not yet arrived), so the broker believes it only when the next heartbeat says the
+   * same with nothing sent to the replica in between. A replica that says it holds nothing gets
+   * the jobs the broker thought it held queued again (they are lost with it otherwise).
+   */
+  private reconcile(hop: Hop, peer: Peer, info: PeerInfo): void {
+    const now = Date.now();
+    const claimed = Math.min(info.credit, info.concurrency);
+    if (claimed <= peer.credit) {
+      delete peer.creditGapSince;
+      return;
+    }
+    if (peer.creditGapSince === undefined || peer.lastDispatch >= peer.creditGapSince) {
+      peer.creditGapSince = now;
+      return;
+    }
+    const lost = claimed - peer.credit;
+    this.stats.restored += lost;
+    this.log.warn({ hop, replica: peer.key, lost }, 'credit lost on the way given back to a replica');
+    peer.credit = claimed;
+    peer.sentAt.splice(0, lost);
+    delete peer.creditGapSince;
+    if (claimed === info.concurrency) {
+      peer.sentAt.length = 0;
+      this.requeue(hop, peer.key);
+    }
+    this.dispatch(hop);
   }
 
   /** A replica's jobs go back to the front of its hop's queue (those before their deadline). */
