@@ -63,6 +63,12 @@ const limits = z
     max_pixels: z.number().int().positive().default(40_000_000),
     /** Requests one ingest holds at once; more get OVERLOADED at once. */
     max_inflight: z.number().int().positive().default(256),
+    /**
+     * Latest-frame mode (a request's `latest: true`): frames of one stream in the pipeline at once;
+     * a newer one waits in a one-slot box, older waiting ones get SKIPPED. 1 is freshest, 2 lets
+     * the stages work on two frames of the stream at once (docs/benchmarks.md, "fresh frames").
+     */
+    latest_inflight: z.number().int().positive().default(2),
     /** Deadline of a request that sets no timeout_ms. */
     default_timeout_ms: z.number().int().positive().default(30_000),
     /** Upper bound on a client's timeout_ms. */
