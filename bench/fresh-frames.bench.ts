@@ -1,0 +1,163 @@
+// Fresh frames: one camera-like stream sending at a fixed frame rate, 3× what the pipeline can
+// serve, with latest-frame mode off and on. Measures how old a frame is when its result comes
+// back (send → result), against the pipeline's latency at light load, measured in the same run.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as zmq from 'zeromq';
+import { packageRoot } from '../src/config/load.js';
+import { decodeReply, encodeHeader, isSkipped } from '../src/protocol/request.js';
+import type { Reply } from '../src/protocol/types.js';
+import { benchPipeline, offerLoad, percentile, table, type Scenario } from './lib.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Run {
+  mode: string;
+  /** Frames per second actually sent. */
+  fps: number;
+  sent: number;
+  ok: number;
+  skipped: number;
+  /** Replies by other code (TIMEOUT, OVERLOADED …). */
+  failed: Record<string, number>;
+  okPerSecond: number;
+  /** Processed frames' age, send → result, ms, sorted. */
+  ages: number[];
+}
+
+/**
+ * Open loop at `fps` for `seconds`, one stream: each frame leaves at its time whatever came back,
+ * as a camera's frames do. Waits until every frame is answered (or `drainMs` passes).
+ */
+async function camera(endpoint: string, image: Buffer, fps: number, seconds: number, latest: boolean, mode: string): Promise<Run> {
+  const dealer = new zmq.Dealer({ linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  dealer.connect(endpoint);
+  const total = Math.round(fps * seconds);
+  const sentAt = new Array<number>(total);
+  const replies: { reply: Reply; age: number; at: number }[] = [];
+  const receiving = (async () => {
+    for await (const [, body] of dealer) {
+      const reply = decodeReply(body!);
+      const now = performance.now();
+      replies.push({ reply, age: now - sentAt[reply.id as number]!, at: now });
+      if (replies.length === total) return;
+    }
+  })();
+  const t0 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const wait = t0 + (i * 1000) / fps - performance.now();
+    if (wait > 1) await sleep(wait);
+    sentAt[i] = performance.now();
+    // A deadline long enough that without latest mode frames queue rather than time out.
+    const header: Record<string, unknown> = { id: i, stream: 'cam', frame: i, timeout_ms: 120_000 };
+    if (latest) header.latest = true;
+    await dealer.send([Buffer.alloc(0), encodeHeader(header), image]);
+  }
+  const sendSeconds = (performance.now() - t0) / 1000;
+  await Promise.race([receiving, sleep(150_000)]);
+  dealer.close();
+  const okReplies = replies.filter((r) => r.reply.ok);
+  const failed: Record<string, number> = {};
+  for (const { reply } of replies) if (!reply.ok && !isSkipped(reply)) failed[reply.error.code] = (failed[reply.error.code] ?? 0) + 1;
+  const lastOk = Math.max(...okReplies.map((r) => r.at));
+  return {
+    mode,
+    fps: total / sendSeconds,
+    sent: total,
+    ok: okReplies.length,
+    skipped: replies.filter((r) => isSkipped(r.reply)).length,
+    failed,
+    okPerSecond: okReplies.length / ((lastOk - t0) / 1000),
+    ages: okReplies.map((r) => r.age).sort((a, b) => a - b),
+  };
+}
+
+/** Latency at light load: one frame at a time, the next after the reply. */
+async function lightLatency(endpoint: string, image: Buffer, count: number): Promise<number> {
+  const r = await offerLoad(endpoint, [image], 1, count);
+  return r.p50;
+}
+
+interface Setup {
+  label: string;
+  profile: string;
+  sets: string[];
+  image: Buffer;
+}
+
+async function measure(setup: Setup, quick: boolean): Promise<string> {
+  const seconds = quick ? 4 : 12;
+  const rows: (string | number)[][] = [];
+  let reference = NaN;
+  let capacity = NaN;
+  const runs: Run[] = [];
+  for (const k of [1, 2]) {
+    const pipeline = await benchPipeline(setup.profile, [...setup.sets, `limits.latest_inflight=${k}`]);
+    try {
+      // Warm-up (model sessions, JIT), then the reference latency and capacity, once.
+      await offerLoad(pipeline.endpoint, [setup.image], 2, 10);
+      if (k === 1) {
+        reference = await lightLatency(pipeline.endpoint, setup.image, quick ? 15 : 40);
+        capacity = (await offerLoad(pipeline.endpoint, [setup.image], 4, quick ? 30 : 80)).perSecond;
+        const fps = capacity * 3;
+        runs.push(await camera(pipeline.endpoint, setup.image, fps, seconds, false, 'latest off'));
+      }
+      runs.push(await camera(pipeline.endpoint, setup.image, capacity * 3, seconds, true, `latest on, latest_inflight=${k}`));
+    } finally {
+      await pipeline.stop();
+    }
+  }
+  for (const r of runs) {
+    const failed = Object.entries(r.failed).map(([c, n]) => `${c} ${n}`).join(', ') || '0';
+    rows.push([
+      r.mode,
+      r.fps,
+      r.sent,
+      r.ok,
+      `${((100 * r.skipped) / r.sent).toFixed(0)} %`,
+      failed,
+      r.okPerSecond,
+      percentile(r.ages, 50),
+      percentile(r.ages, 99),
+      r.ages[r.ages.length - 1] ?? NaN,
+      `${(percentile(r.ages, 50) / reference).toFixed(2)}×`,
+      `${(percentile(r.ages, 99) / reference).toFixed(2)}×`,
+    ]);
+  }
+  return [
+    `### ${setup.label}\n`,
+    `Light-load latency (one frame at a time, p50): **${reference.toFixed(1)} ms**; capacity (4 in flight): **${capacity.toFixed(1)} frames/s**; the camera sends 3× that, ${(capacity * 3).toFixed(1)} frames/s, for ${seconds} s.\n`,
+    table(['mode', 'fps sent', 'frames', 'processed', 'skipped', 'failed', 'ok/s', 'age p50 ms', 'age p99 ms', 'age max ms', 'p50 ÷ light latency', 'p99 ÷ light latency'], rows),
+  ].join('\n');
+}
+
+const scenario: Scenario = {
+  name: 'fresh-frames',
+  description:
+    'One camera-like stream (open loop, fixed frame rate) at 3× the pipeline\'s measured capacity, latest-frame mode off and on (`limits.latest_inflight` 1 and 2). Age = send → result of each processed frame; the target is age < 2 × the light-load latency with latest on. Default `limits.max_inflight` (256), 120 s deadlines.',
+  async run({ quick }) {
+    const parts = [
+      await measure(
+        {
+          label: 'noop, two synthetic stages (detect and classify 40 ms a frame each)',
+          profile: 'noop',
+          sets: ['detect.model.delay_ms=40', 'classify.model.delay_ms=40'],
+          image: Buffer.from('x'),
+        },
+        quick,
+      ),
+      await measure(
+        {
+          label: 'ocr (default profile), samples/gate-sign.jpg as every frame',
+          profile: 'ocr',
+          sets: [],
+          image: readFileSync(path.join(packageRoot, 'samples', 'gate-sign.jpg')),
+        },
+        quick,
+      ),
+    ];
+    return parts.join('\n\n');
+  },
+};
+
+export default scenario;
