@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as zmq from 'zeromq';
-import { launchPipeline } from '../src/cli/launcher.js';
+import { launchPipeline, spawnStage, stopProcesses, waitReady } from '../src/cli/launcher.js';
 import { Client } from '../src/client/client.js';
 import { decodeReply, isSkipped } from '../src/protocol/request.js';
 import type { Reply } from '../src/protocol/types.js';
@@ -228,6 +228,33 @@ describe('latest-frame mode and the ways a pipeline ends or restarts', () => {
     } finally {
       probe.close();
       await pipeline.stop();
+    }
+  });
+
+  test('a stage killed with a frame in flight and one boxed: after the restart the lost frame is sent again, then the boxed one', async () => {
+    const flags = { profile: 'noop', set: [...(await transportSets()), 'detect.model.delay_ms=400', 'limits.latest_inflight=1', 'log.level=warn'] };
+    const pipeline = await launchPipeline({ flags, stdio: 'pipe' });
+    const probe = new Probe(pipeline.endpoint);
+    let detect;
+    try {
+      const ids = Array.from({ length: 4 }, (_, i) => `r-${i}`);
+      // 8 s deadlines: without the re-send r-0 would be answered TIMEOUT, not ok.
+      for (let i = 0; i < ids.length; i++) await probe.send({ id: ids[i], stream: 'restart', frame: i, latest: true, timeout_ms: 8000 });
+      await sleep(100);
+      // What the supervisor does (src/cli/main.ts): a new detect, then ingest is told to re-send.
+      pipeline.procs.find((p) => p.stage === 'detect')!.child.kill('SIGKILL');
+      await sleep(200);
+      detect = spawnStage('detect', { flags, stdio: 'pipe' });
+      await waitReady(detect, 30_000);
+      pipeline.procs.find((p) => p.stage === 'ingest')!.child.send({ type: 'stage-restarted', stage: 'detect' });
+      await probe.settle(ids);
+      assert.deepEqual(ids.map((id) => code(probe.get(id))), ['ok', 'SKIPPED', 'SKIPPED', 'ok']);
+      // The boxed frame went in only after r-0's answer: one stream, one frame at a time.
+      assert.ok(probe.replies.get('r-3')!.at > probe.replies.get('r-0')!.at);
+    } finally {
+      probe.close();
+      await pipeline.stop();
+      if (detect) await stopProcesses([detect]);
     }
   });
 

@@ -89,7 +89,8 @@ export class IngestServer {
 
   /**
    * Runs until `signal` aborts, then drains: new requests get OVERLOADED at once while results for
-   * the accepted ones keep arriving, for up to `graceMs`; whatever is still pending then gets
+   * the accepted ones keep arriving (a latest-frame box's frame still goes in when its turn
+   * comes), for up to `graceMs`; whatever is still pending then gets
    * OVERLOADED too. So every request, even one that lands during shutdown, gets its one reply.
    */
   async serve(signal: AbortSignal, graceMs = 2000): Promise<void> {
