@@ -9,6 +9,7 @@ import { Client } from '../src/client/client.js';
 import { decodeReply, isSkipped } from '../src/protocol/request.js';
 import type { Reply } from '../src/protocol/types.js';
 import { header, reqOnce, startPipeline, transportSets, type TestPipeline } from './helpers.js';
+import { freeMetricsBase, getText, sample } from './metrics-helpers.js';
 
 const image = Buffer.from('x');
 const DELAY = 200;
@@ -69,9 +70,11 @@ const code = (r: Reply) => (r.ok ? 'ok' : isSkipped(r) ? 'SKIPPED' : r.error.cod
 
 describe('latest-frame mode, limits.latest_inflight=1 (noop, detect 200 ms a frame, 4 at a time)', () => {
   let pipe: TestPipeline;
+  let metricsBase: number;
   before(async () => {
+    metricsBase = await freeMetricsBase();
     // detect could take 4 frames at once: only latest_inflight keeps a stream to one.
-    pipe = await startPipeline('noop', [`detect.model.delay_ms=${DELAY}`, 'detect.concurrency=4', 'limits.latest_inflight=1', 'log.level=warn']);
+    pipe = await startPipeline('noop', [`detect.model.delay_ms=${DELAY}`, 'detect.concurrency=4', 'limits.latest_inflight=1', `metrics.port=${metricsBase}`, 'log.level=warn']);
   });
   after(async () => {
     await pipe?.stop();
@@ -170,6 +173,13 @@ describe('latest-frame mode, limits.latest_inflight=1 (noop, detect 200 ms a fra
     } finally {
       await client.close();
     }
+  });
+
+  test("ingest's metrics count the SKIPPED replies above (8 + 6 + 1) apart, never as errors", async () => {
+    const text = (await getText(`http://127.0.0.1:${metricsBase}/metrics`)).body;
+    assert.equal(sample(text, 'framepipe_requests_total{outcome="skipped",stage="ingest"}'), 15);
+    assert.ok(!/framepipe_errors_total\{code="SKIPPED"/.test(text), 'no SKIPPED among the errors');
+    assert.ok(!/code="SKIPPED"/.test(text), 'no SKIPPED code in any series');
   });
 });
 
