@@ -83,6 +83,8 @@ interface Setup {
   profile: string;
   sets: string[];
   image: Buffer;
+  /** Frames/s the pipeline can serve, when known by construction (synthetic stages); else measured. */
+  capacity?: number;
 }
 
 async function measure(setup: Setup, quick: boolean): Promise<string> {
@@ -98,7 +100,9 @@ async function measure(setup: Setup, quick: boolean): Promise<string> {
       await offerLoad(pipeline.endpoint, [setup.image], 2, 10);
       const reference = await lightLatency(pipeline.endpoint, setup.image, quick ? 15 : 40);
       if (k === 1) {
-        capacity = (await offerLoad(pipeline.endpoint, [setup.image], 4, quick ? 30 : 80)).perSecond;
+        // Other load on the machine only ever lowers a measurement, so the best of two is nearer the truth.
+        const measured = async () => (await offerLoad(pipeline.endpoint, [setup.image], 4, quick ? 20 : 40)).perSecond;
+        capacity = setup.capacity ?? Math.max(await measured(), await measured());
         runs.push({ run: await camera(pipeline.endpoint, setup.image, capacity * 3, seconds, false, 'latest off'), reference });
       }
       runs.push({ run: await camera(pipeline.endpoint, setup.image, capacity * 3, seconds, true, `latest on, latest_inflight=${k}`), reference });
@@ -126,7 +130,7 @@ async function measure(setup: Setup, quick: boolean): Promise<string> {
   }
   return [
     `### ${setup.label}\n`,
-    `Capacity (4 in flight): **${capacity.toFixed(1)} frames/s**; the camera sends 3× that, ${runs.map((r) => r.run.fps.toFixed(1)).join(' / ')} frames/s in the rows below, for ${seconds} s. L = latency of one frame at a time (p50, p99), measured on the same pipeline just before the row's run; age = send → result of a processed frame.\n`,
+    `Capacity: **${capacity.toFixed(1)} frames/s** (${setup.capacity ? 'by construction' : 'best of two runs with 4 in flight'}); with latest off the pipeline delivered ${runs[0]!.run.okPerSecond.toFixed(1)} ok/s, so the offered load was ${(runs[0]!.run.fps / runs[0]!.run.okPerSecond).toFixed(1)}× what it served. The camera sends 3× capacity, ${runs.map((r) => r.run.fps.toFixed(1)).join(' / ')} frames/s in the rows below, for ${seconds} s. L = latency of one frame at a time (p50, p99), measured on the same pipeline just before the row's run; age = send → result of a processed frame.\n`,
     table(['mode', 'processed', 'skipped', 'failed', 'ok/s', 'L p50 ms', 'L p99 ms', 'age p50 ms', 'age p90 ms', 'age p99 ms', 'age max ms', 'age p50 ÷ L p50', 'age p99 ÷ L p99'], rows),
   ].join('\n');
 }
@@ -143,6 +147,7 @@ const scenario: Scenario = {
           profile: 'noop',
           sets: ['detect.model.delay_ms=40', 'classify.model.delay_ms=40'],
           image: Buffer.from('x'),
+          capacity: 1000 / 40,
         },
         quick,
       ),
