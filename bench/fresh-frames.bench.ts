@@ -138,7 +138,7 @@ async function measure(setup: Setup, quick: boolean): Promise<string> {
 const scenario: Scenario = {
   name: 'fresh-frames',
   description:
-    'One camera-like stream (open loop, fixed frame rate) at 3× the pipeline\'s measured capacity, latest-frame mode off and on (`limits.latest_inflight` 1 and 2). Age = send → result of each processed frame; the target is age < 2 × the light-load latency with latest on. Default `limits.max_inflight` (256), 120 s deadlines.',
+    'One camera-like stream (open loop, fixed frame rate) at 3× the pipeline\'s capacity, latest-frame mode off and on (`limits.latest_inflight` 1 and 2). Age = send → result of each processed frame; the target is age < 2 × the light-load latency with latest on. Default `limits.max_inflight` (256), 120 s deadlines.',
   async run({ quick }) {
     const parts = [
       await measure(
