@@ -15,8 +15,9 @@ export {
   InternalError,
 } from './protocol/errors.js';
 export type { WireError } from './protocol/errors.js';
-export { encodeHeader, decodeReply } from './protocol/request.js';
-export type { Box, Point, ClassScore, Detection, OkReply, ErrorReply, Reply, RequestOptions, RequestHeader } from './protocol/types.js';
+export { encodeHeader, decodeReply, isSkipped } from './protocol/request.js';
+export { SKIPPED } from './protocol/types.js';
+export type { Box, Point, ClassScore, Detection, OkReply, ErrorReply, SkippedReply, Reply, RequestOptions, RequestHeader } from './protocol/types.js';
 
 export { loadConfig, resolveModelFile } from './config/load.js';
 export type { LoadOptions } from './config/load.js';

@@ -31,6 +31,11 @@ export interface ClientOptions extends CurveClientOptions {
 export interface InferOptions extends RequestOptions {
   stream?: string;
   frame?: number;
+  /**
+   * Latest-frame mode for `stream` (required with it): if newer frames of the stream arrive while
+   * this one waits at ingest, this one resolves with a SKIPPED reply (`isSkipped(reply)`), not an error.
+   */
+  latest?: boolean;
   /** Overrides the client's timeoutMs for this request. */
   timeoutMs?: number;
 }
@@ -79,7 +84,10 @@ export class Client {
     return this.waiting.size;
   }
 
-  /** Sends one image (encoded bytes) and resolves with its reply, ok or not. Rejects only on a client-side timeout or close. */
+  /**
+   * Sends one image (encoded bytes) and resolves with its reply, ok or not (SKIPPED included, in
+   * latest-frame mode). Rejects only on a client-side timeout or close.
+   */
   async infer(image: Buffer, options: InferOptions = {}): Promise<Reply> {
     while (!this.closed && this.waiting.size >= this.window) await new Promise<void>((r) => this.slots.push(r));
     if (this.closed) throw new Error('client is closed');

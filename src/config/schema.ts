@@ -66,6 +66,13 @@ const limits = z
     max_pixels: z.number().int().positive().default(40_000_000),
     /** Requests one ingest holds at once; more get OVERLOADED at once. */
     max_inflight: z.number().int().positive().default(256),
+    /**
+     * Latest-frame mode (a request's `latest: true`): frames of one stream in the pipeline at once;
+     * a newer one waits in a one-slot box, older waiting ones get SKIPPED. 1 keeps results freshest
+     * (the mode's point: age under 2× the latency, measured in docs/benchmarks.md "fresh frames");
+     * 2 lets the stages work on two frames of a stream at once, for more results per second.
+     */
+    latest_inflight: z.number().int().positive().default(1),
     /** Deadline of a request that sets no timeout_ms. */
     default_timeout_ms: z.number().int().positive().default(30_000),
     /** Upper bound on a client's timeout_ms. */

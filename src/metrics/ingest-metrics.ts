@@ -14,7 +14,7 @@ export function observeIngest(server: IngestServer, maxInflight: number): void {
   const registers = [m.registry];
   new Counter({
     name: 'framepipe_requests_total',
-    help: 'Client requests at ingest: accepted, answered, rejected at once (by code in framepipe_errors_total), timed_out, late results',
+    help: 'Client requests at ingest: accepted, answered, rejected at once (by code in framepipe_errors_total), timed_out, late results, skipped (latest-frame mode)',
     labelNames: ['outcome', 'stage'],
     registers,
     collect() {
@@ -25,6 +25,8 @@ export function observeIngest(server: IngestServer, maxInflight: number): void {
       this.inc({ outcome: 'rejected' }, s.rejected);
       this.inc({ outcome: 'timed_out' }, s.timedOut);
       this.inc({ outcome: 'late' }, s.late);
+      // Latest-frame mode's SKIPPED: answered as asked, so counted here and never as an error.
+      this.inc({ outcome: 'skipped' }, s.skipped);
     },
   });
   new Gauge({

@@ -1,7 +1,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { z } from 'zod';
 import { BadRequestError, TooLargeError, type WireError } from './errors.js';
-import type { Reply, RequestHeader } from './types.js';
+import { SKIPPED, type Reply, type RequestHeader, type SkippedReply } from './types.js';
 
 /**
  * Client ↔ ingest, protocol v1 (docs/protocol.md is the contract; keep the two in step).
@@ -21,6 +21,8 @@ const headerSchema = z.object({
   annotate: z.boolean().optional(),
   min_score: z.number().min(0).max(1).optional(),
   max_detections: z.number().int().positive().optional(),
+  // Latest-frame mode for this frame's stream (docs/protocol.md "Latest-frame mode"); needs `stream`.
+  latest: z.boolean().optional(),
   // Raw frames: frame 2 holds an uncompressed uint8 array instead of an encoded image.
   shape: z.array(z.number().int().positive().safe()).min(2).max(3).optional(),
   dtype: z.literal('uint8', { message: "only 'uint8' is supported" }).optional(),
@@ -124,6 +126,10 @@ export function parseRequest(body: Buffer[], limits: RequestLimits, salvage?: Re
   if (h.annotate !== undefined) header.annotate = h.annotate;
   if (h.min_score !== undefined) header.min_score = h.min_score;
   if (h.max_detections !== undefined) header.max_detections = h.max_detections;
+  if (h.latest === true) {
+    if (h.stream === undefined) throw new BadRequestError("header field 'latest': needs 'stream' (latest-frame mode is per stream)");
+    header.latest = true;
+  }
   const parsed: ParsedRequest = { header, image, format: 'msgpack' };
   if (h.shape !== undefined) parsed.raw = rawLayout(h.shape, h.pixels, image.length);
   else if (h.dtype !== undefined || h.pixels !== undefined) throw new BadRequestError("header fields 'dtype'/'pixels' need 'shape' (raw frames)");
@@ -188,6 +194,35 @@ export function errorReply(
   if (extra?.stream !== undefined) reply.stream = extra.stream;
   if (extra?.frame !== undefined) reply.frame = extra.frame;
   return reply;
+}
+
+/**
+ * Latest-frame mode: the reply to a frame that a newer frame of its stream replaced before it
+ * entered the pipeline. Not an error, but `ok: false` (it has no detections) with an `error` whose
+ * code is SKIPPED, so a client that predates it sees a coded non-result rather than a malformed reply.
+ */
+export function skippedReply(
+  skipped: { id: string | number | null; stream: string; frame?: number },
+  newer: { id: string | number | null; frame?: number },
+): SkippedReply {
+  const by: SkippedReply['superseded_by'] = { id: newer.id };
+  if (newer.frame !== undefined) by.frame = newer.frame;
+  const which = newer.frame !== undefined ? `frame ${newer.frame}` : `request ${JSON.stringify(newer.id)}`;
+  const reply: SkippedReply = {
+    id: skipped.id,
+    ok: false,
+    skipped: true,
+    error: { code: SKIPPED, message: `skipped: ${which} of stream ${JSON.stringify(skipped.stream)} is newer` },
+    stream: skipped.stream,
+    superseded_by: by,
+  };
+  if (skipped.frame !== undefined) reply.frame = skipped.frame;
+  return reply;
+}
+
+/** Whether a reply is latest-frame mode's SKIPPED (a newer frame of the stream was processed instead). */
+export function isSkipped(reply: Reply): reply is SkippedReply {
+  return reply.ok === false && 'skipped' in reply && reply.skipped === true;
 }
 
 /** For clients (CLI, tests, benchmarks): decode a reply frame. */

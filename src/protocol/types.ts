@@ -47,7 +47,26 @@ export interface ErrorReply {
   frame?: number;
 }
 
-export type Reply = OkReply | ErrorReply;
+/**
+ * The status of latest-frame mode's skipped frames. Deliberately not an ErrorCode: a skipped
+ * frame is the mode working as asked, not a failure (metrics count it apart from errors).
+ */
+export const SKIPPED = 'SKIPPED';
+
+/** Latest-frame mode: this frame was replaced by a newer one of its stream before it was processed. */
+export interface SkippedReply {
+  id: string | number | null;
+  ok: false;
+  skipped: true;
+  /** `code` is always SKIPPED; present so that clients which only know `error.code` see a code. */
+  error: { code: typeof SKIPPED; message: string };
+  stream: string;
+  frame?: number;
+  /** The newer request that took this frame's place (its id, and its frame number when sent). */
+  superseded_by: { id: string | number | null; frame?: number };
+}
+
+export type Reply = OkReply | ErrorReply | SkippedReply;
 
 /** Per-request options a client may set in the header. Unknown keys are ignored. */
 export interface RequestOptions {
@@ -65,4 +84,6 @@ export interface RequestHeader extends RequestOptions {
   stream?: string;
   frame?: number;
   timeout_ms?: number;
+  /** Latest-frame mode for this frame's stream (needs `stream`): older waiting frames get SKIPPED. */
+  latest?: boolean;
 }

@@ -10,6 +10,8 @@ export interface ClientRequest {
   body: Buffer[];
   /** Filled as soon as the header's id and format are known, so even a failure is answered in kind. */
   salvage: RequestSalvage;
+  /** Set by toJob when the header asks for latest-frame mode (ingest's business; not sent down the pipeline). */
+  latest?: boolean;
 }
 
 /**
@@ -33,7 +35,8 @@ export class IngestProcessor implements StageProcessor<ClientRequest, Job> {
   ) {}
 
   describe(): Record<string, unknown> {
-    return { max_inflight: this.config.limits.max_inflight, max_message_bytes: this.config.limits.max_message_bytes };
+    const { max_inflight, max_message_bytes, latest_inflight } = this.config.limits;
+    return { max_inflight, max_message_bytes, latest_inflight };
   }
 
   async process(request: ClientRequest): Promise<Job> {
@@ -74,6 +77,7 @@ export class IngestProcessor implements StageProcessor<ClientRequest, Job> {
     if (header.annotate !== undefined) job.meta.options.annotate = header.annotate;
     if (header.min_score !== undefined) job.meta.options.min_score = header.min_score;
     if (header.max_detections !== undefined) job.meta.options.max_detections = header.max_detections;
+    if (header.latest) request.latest = true;
     return job;
   }
 

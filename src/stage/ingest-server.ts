@@ -3,11 +3,12 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { meters } from '../metrics/meters.js';
 import { ErrorCode, toWireError, type WireError } from '../protocol/errors.js';
-import { decodeResult, encodeJob, epochMs } from '../protocol/job.js';
-import { encodeReply, errorReply, type RequestSalvage } from '../protocol/request.js';
+import { decodeResult, encodeJob, epochMs, type Job } from '../protocol/job.js';
+import { encodeReply, errorReply, skippedReply, type RequestSalvage } from '../protocol/request.js';
 import { until } from '../transport/receive.js';
 import { SocketWriter } from '../transport/writer.js';
-import { IngestProcessor } from './ingest-processor.js';
+import { IngestProcessor, type ClientRequest } from './ingest-processor.js';
+import { LatestFrames } from './latest-frames.js';
 import { PendingRequests, type PendingRequest } from './pending.js';
 
 /** Where ingest's jobs go and its results come from: the first stage and the sinks (direct), or the broker. */
@@ -43,16 +44,21 @@ export interface IngestStats {
   rejected: number;
   timedOut: number;
   late: number;
+  /** Latest-frame mode: frames answered SKIPPED (part of `answered`, not errors). */
+  skipped: number;
 }
 
 /**
  * Ingest's two loops. Client messages become jobs (or an error reply at once); results from
  * sinks go back on the connection the request came in on. Every accepted request has a timer
  * at its deadline, so each gets exactly one reply: the result or TIMEOUT, whichever is first.
+ * Latest-frame requests (header `latest`) add a third possible answer, SKIPPED, for a frame a
+ * newer one of its stream replaced before it entered the pipeline (LatestFrames keeps the count).
  */
 export class IngestServer {
-  readonly stats: IngestStats = { accepted: 0, answered: 0, rejected: 0, timedOut: 0, late: 0 };
+  readonly stats: IngestStats = { accepted: 0, answered: 0, rejected: 0, timedOut: 0, late: 0, skipped: 0 };
   private readonly pending = new PendingRequests();
+  private readonly latest: LatestFrames;
   private readonly toClients: SocketWriter;
   private readonly processor: IngestProcessor;
   private draining = false;
@@ -67,6 +73,7 @@ export class IngestServer {
     private readonly log: Logger,
   ) {
     this.processor = new IngestProcessor(config, origin);
+    this.latest = new LatestFrames(config.limits.latest_inflight);
     // Replies to clients never wait (ROUTER drops for a gone peer), so a generous queue is fine.
     this.toClients = new SocketWriter(sockets.clients, 100_000);
   }
@@ -82,7 +89,8 @@ export class IngestServer {
 
   /**
    * Runs until `signal` aborts, then drains: new requests get OVERLOADED at once while results for
-   * the accepted ones keep arriving, for up to `graceMs`; whatever is still pending then gets
+   * the accepted ones keep arriving (a latest-frame box's frame still goes in when its turn
+   * comes), for up to `graceMs`; whatever is still pending then gets
    * OVERLOADED too. So every request, even one that lands during shutdown, gets its one reply.
    */
   async serve(signal: AbortSignal, graceMs = 2000): Promise<void> {
@@ -91,9 +99,7 @@ export class IngestServer {
       this.draining = true;
       const until = Date.now() + graceMs;
       while (this.pending.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
-      for (const req of this.pending.drain()) {
-        this.reply(req, encodeReply(errorReply(req.id, { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, req), req.format));
-      }
+      this.answerAllOverloaded();
       loops.abort();
     };
     const draining = new Promise<void>((resolve) => {
@@ -118,9 +124,10 @@ export class IngestServer {
     const envelope = frames.slice(0, delimited ? 2 : 1);
     const body = frames.slice(envelope.length);
     const salvage: RequestSalvage = { id: null, format: 'msgpack' };
-    let job;
+    const clientRequest: ClientRequest = { body, salvage };
+    let job: Job;
     try {
-      job = this.processor.toJob({ body, salvage });
+      job = this.processor.toJob(clientRequest);
     } catch (err) {
       this.rejectNow(envelope, salvage.id, salvage.format, toWireError(err));
       return;
@@ -130,25 +137,98 @@ export class IngestServer {
       this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, meta);
       return;
     }
+    const request: Omit<PendingRequest, 'timer'> = { envelope, id: meta.id, format: meta.format ?? 'msgpack' };
+    if (meta.stream !== undefined) request.stream = meta.stream;
+    if (meta.frame !== undefined) request.frame = meta.frame;
+    if (clientRequest.latest && meta.stream !== undefined) this.admitLatest(job, meta.stream, request);
+    else this.start(job, request);
+  }
+
+  /** Sends a new request's job into the pipeline and holds the request; false when it was answered OVERLOADED instead. */
+  private start(job: Job, request: Omit<PendingRequest, 'timer'>): boolean {
+    const meta = job.meta;
     meta.handoff = epochMs();
     const jobFrames = encodeJob(job);
     if (this.pending.size >= this.config.limits.max_inflight || !this.sockets.upstream.offer(jobFrames)) {
-      const message = `pipeline is full (${this.pending.size} requests in flight); retry later`;
-      this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message }, meta);
+      this.rejectNow(request.envelope, meta.id, meta.format ?? 'msgpack', this.full(), meta);
+      return false;
+    }
+    this.stats.accepted++;
+    if (this.keepJobs) request.frames = jobFrames;
+    this.hold(job, request);
+    return true;
+  }
+
+  /**
+   * Latest-frame mode: the frame goes in if its stream has fewer than `limits.latest_inflight`
+   * in the pipeline; otherwise it waits in the stream's box, and the frame it pushes out of
+   * the box (older, never started) is answered SKIPPED. A boxed frame is held like any other
+   * request (its deadline runs, it counts against max_inflight) but has no job frames yet.
+   */
+  private admitLatest(job: Job, stream: string, request: Omit<PendingRequest, 'timer'>): void {
+    request.latest = stream;
+    // Only a frame that goes into an empty box or the pipeline adds to what ingest holds.
+    if (this.latest.boxIsEmpty(stream) && this.pending.size >= this.config.limits.max_inflight) {
+      this.rejectNow(request.envelope, job.meta.id, job.meta.format ?? 'msgpack', this.full(), job.meta);
+      return;
+    }
+    const admission = this.latest.admit(stream, job);
+    if (admission.action === 'send') {
+      if (this.start(job, request)) this.latest.started(stream);
       return;
     }
     this.stats.accepted++;
-    const request: Omit<PendingRequest, 'timer'> = { envelope, id: meta.id, format: meta.format ?? 'msgpack' };
-    if (this.keepJobs) request.frames = jobFrames;
-    if (meta.stream !== undefined) request.stream = meta.stream;
-    if (meta.frame !== undefined) request.frame = meta.frame;
+    this.hold(job, request);
+    const displaced = admission.displaced && this.pending.take(admission.displaced.meta.job);
+    if (displaced) {
+      this.stats.skipped++;
+      this.log.debug({ job: admission.displaced!.meta.job, id: displaced.id, stream, by: job.meta.id }, 'frame skipped: a newer one of its stream arrived');
+      this.reply(displaced, encodeReply(skippedReply({ id: displaced.id, stream, ...(displaced.frame !== undefined ? { frame: displaced.frame } : {}) }, job.meta), displaced.format));
+    }
+  }
+
+  /** A boxed frame's turn: one of its stream's frames in flight was answered. */
+  private promote(job: Job): void {
+    const meta = job.meta;
+    const req = this.pending.get(meta.job);
+    // Not pending means already answered (its deadline passed); the box let go of it then.
+    if (!req || req.latest === undefined) return;
+    // How long the frame waited in its box at ingest: `ingest_wait` in the reply's timings.
+    meta.timings.ingest_wait = Math.max(0, Date.now() - meta.accepted);
+    meta.handoff = epochMs();
+    const jobFrames = encodeJob(job);
+    if (!this.sockets.upstream.offer(jobFrames)) {
+      this.pending.take(meta.job);
+      meters()?.errors.inc({ code: ErrorCode.OVERLOADED });
+      this.reply(req, encodeReply(errorReply(req.id, this.full(), req), req.format));
+      return;
+    }
+    if (this.keepJobs) req.frames = jobFrames;
+    this.latest.started(req.latest);
+  }
+
+  private full(): WireError {
+    return { code: ErrorCode.OVERLOADED, message: `pipeline is full (${this.pending.size} requests in flight); retry later` };
+  }
+
+  /** Holds an accepted request until its result or its deadline, whichever comes first, answers it. */
+  private hold(job: Job, request: Omit<PendingRequest, 'timer'>): void {
+    const meta = job.meta;
     this.pending.add(meta.job, request, meta.deadline, (req) => {
       this.stats.timedOut++;
       meters()?.errors.inc({ code: ErrorCode.TIMEOUT });
       const timeout = meta.deadline - meta.accepted;
       this.log.debug({ job: meta.job, id: req.id, code: ErrorCode.TIMEOUT }, 'request timed out');
       this.reply(req, encodeReply(errorReply(req.id, { code: ErrorCode.TIMEOUT, message: `no result within ${timeout} ms` }, req), req.format));
+      this.released(req, meta.job);
     });
+  }
+
+  /** After a request's one reply: a latest-mode frame frees its stream's slot (or box), which may let the boxed frame go in. */
+  private released(req: PendingRequest, job: number): void {
+    if (req.latest === undefined) return;
+    const next = this.latest.answered(req.latest, job);
+    if (next) this.promote(next);
   }
 
   private onResult(frames: Buffer[]): void {
@@ -167,6 +247,7 @@ export class IngestServer {
       return;
     }
     this.reply(req, result.reply, result.meta.job);
+    this.released(req, result.meta.job);
   }
 
   private reply(req: PendingRequest, body: Buffer, job?: number): void {
@@ -201,11 +282,17 @@ export class IngestServer {
     return sent;
   }
 
-  /** After serve() returned: hands the last replies to the socket, then lets go. */
-  async close(): Promise<void> {
+  /** Shutdown: whatever is still held, in the pipeline or in a latest-frame box, gets OVERLOADED. */
+  private answerAllOverloaded(): void {
     for (const req of this.pending.drain()) {
       this.reply(req, encodeReply(errorReply(req.id, { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, req), req.format));
     }
+    this.latest.clear();
+  }
+
+  /** After serve() returned: hands the last replies to the socket, then lets go. */
+  async close(): Promise<void> {
+    this.answerAllOverloaded();
     await this.toClients.drain(this.config.transport.linger_ms);
     this.sockets.upstream.close?.();
     this.toClients.close();

@@ -6,8 +6,10 @@ export interface PendingRequest {
   frame?: number;
   format: 'msgpack' | 'json';
   timer: NodeJS.Timeout;
-  /** The job as sent, kept only where it may have to be sent again (broker mode). */
+  /** The job as sent, kept only where it may have to be sent again (broker mode); unset while it waits in a latest-frame box. */
   frames?: Buffer[];
+  /** Latest-frame mode: the stream whose slot or box this request holds until it is answered. */
+  latest?: string;
 }
 
 /**
@@ -27,6 +29,11 @@ export class PendingRequests {
       if (req) onExpire(req);
     }, Math.max(0, deadlineMs - Date.now()));
     this.map.set(job, { ...request, timer });
+  }
+
+  /** The entry, left in place. */
+  get(job: number): PendingRequest | undefined {
+    return this.map.get(job);
   }
 
   /** Removes and returns the entry; undefined when it was already answered. */

@@ -24,7 +24,7 @@ from .errors import (
 )
 from .media import draw, infer_folder, infer_video, list_images, natural_key
 from .pipelined import PipelinedClient, Request
-from .protocol import ClassScore, Detection, ErrorInfo, ImageInput, Reply, RequestId
+from .protocol import SKIPPED, ClassScore, Detection, ErrorInfo, ImageInput, Reply, RequestId, SupersededBy, is_skipped
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,8 @@ __all__ = [
     "Reply",
     "Request",
     "RequestId",
+    "SKIPPED",
+    "SupersededBy",
     "Timeout",
     "TooLarge",
     "UnknownError",
@@ -53,6 +55,7 @@ __all__ = [
     "error_from_reply",
     "infer_folder",
     "infer_video",
+    "is_skipped",
     "list_images",
     "natural_key",
 ]

@@ -1,8 +1,9 @@
 """Command line: ``python3 -m framepipe IMAGE|DIR|VIDEO|CAMERA_INDEX ... --endpoint tcp://...``.
 
 Writes one JSON line per reply (to ``--out`` or stdout), shows progress on stderr when it is a
-terminal, and ends with a summary: count, errors by code, images/s. Exit status: 0 all ok,
-1 some error replies, 2 no reply in time (ClientTimeout) or bad arguments, 130 Ctrl-C.
+terminal, and ends with a summary: count, errors by code, skipped frames (latest-frame mode, on
+by default for cameras: ``--latest``/``--no-latest``), images/s. Exit status: 0 all ok (skipped
+frames included), 1 some error replies, 2 no reply in time (ClientTimeout) or bad arguments, 130 Ctrl-C.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import zmq
 
 from .media import infer_video, list_images
 from .pipelined import PipelinedClient, Request
-from .protocol import Reply
+from .protocol import Reply, is_skipped
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
@@ -33,6 +34,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("-w", "--inflight", type=int, default=8, help="requests in flight at once (default 8)")
     parser.add_argument("-t", "--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     parser.add_argument("--raw", action="store_true", help="send decoded BGR pixels instead of encoded images (fast local links)")
+    parser.add_argument(
+        "--latest",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="latest-frame mode for videos and cameras: frames the pipeline has no time for come back SKIPPED, so results stay live "
+        "(default: on for a camera, off for a video file; a file in latest mode is read at its own frame rate)",
+    )
     args = parser.parse_args(argv)
     if args.inflight < 1:
         parser.error("--inflight must be at least 1")
@@ -65,15 +73,19 @@ def plan(inputs: Sequence[str]) -> list[Source]:
     return sources
 
 
-def replies(client: PipelinedClient, sources: list[Source], raw: bool) -> Iterator[tuple[dict[str, Any], Reply]]:
-    """(where it came from, reply) for every image and video frame, in input order."""
+def replies(client: PipelinedClient, sources: list[Source], raw: bool, latest: bool | None = None) -> Iterator[tuple[dict[str, Any], Reply]]:
+    """(where it came from, reply) for every image and video frame, in input order.
+
+    ``latest`` None: latest-frame mode for cameras (live), not for video files (every frame wanted).
+    """
     for source in sources:
         if isinstance(source, list):
             requests = (Request(_read_image(path, raw), tag=path) for path in source)
             for request, reply in client.map(requests, ordered=True, raw=raw):
                 yield {"file": str(request.tag)}, reply
         else:
-            for _frame, reply in infer_video(client, source, raw=raw):
+            live = isinstance(source, int) if latest is None else latest
+            for _frame, reply in infer_video(client, source, raw=raw, latest=live):
                 yield {}, reply
 
 
@@ -95,7 +107,10 @@ def _json_default(value: Any) -> Any:
 
 
 class Progress:
-    """Counts replies by outcome; redraws one status line on a terminal at most 5 times a second."""
+    """Counts replies by outcome; redraws one status line on a terminal at most 5 times a second.
+
+    SKIPPED replies (latest-frame mode) are counted apart: they are not errors.
+    """
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -103,11 +118,14 @@ class Progress:
         self.start = time.monotonic()
         self.count = 0
         self.errors: collections.Counter[str] = collections.Counter()
+        self.skipped = 0
         self._drawn = 0.0
 
     def add(self, reply: Reply) -> None:
         self.count += 1
-        if not reply.get("ok"):
+        if is_skipped(reply):
+            self.skipped += 1
+        elif not reply.get("ok"):
             self.errors[reply.get("error", {}).get("code", "?")] += 1
         now = time.monotonic()
         if self.live and now - self._drawn >= 0.2:
@@ -121,7 +139,8 @@ class Progress:
     def summary(self) -> str:
         total = sum(self.errors.values())
         by_code = " (" + ", ".join(f"{code} {n}" for code, n in sorted(self.errors.items())) + ")" if total else ""
-        return f"{self.count} image(s), {total} error(s){by_code}, {self.rate():.1f} images/s"
+        skipped = f", {self.skipped} skipped (newer frame processed)" if self.skipped else ""
+        return f"{self.count} image(s), {total} error(s){by_code}{skipped}, {self.rate():.1f} images/s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     try:
         with PipelinedClient(args.endpoint, window=args.inflight, timeout=args.timeout) as client:
-            for source, reply in replies(client, sources, args.raw):
+            for source, reply in replies(client, sources, args.raw, args.latest):
                 out.write(json.dumps({**source, **reply}, default=_json_default) + "\n")
                 progress.add(reply)
     except OSError as err:  # ClientTimeout (a TimeoutError), or a video OpenCV cannot open

@@ -31,6 +31,7 @@ class Client:
 
     Error replies raise the FramepipeError of their code (BadImage, Overloaded, …) unless
     ``raise_on_error`` is false, in which case they are returned as dicts with ``ok`` false.
+    A SKIPPED reply (latest-frame mode) is not an error and is always returned.
     Not thread-safe (ZeroMQ sockets are not): use one Client per thread.
     """
 
@@ -67,6 +68,7 @@ class Client:
         annotate: bool | None = None,
         min_score: float | None = None,
         max_detections: int | None = None,
+        latest: bool | None = None,
         timeout: float | None = None,
         raw: bool = False,
         pixels: Pixels = "bgr",
@@ -76,6 +78,8 @@ class Client:
 
         Arrays are JPEG-encoded unless ``raw`` is true (then sent as uncompressed pixels in the
         order ``pixels`` names). ``timeout`` overrides the client's for this request.
+        ``latest`` (needs ``stream``) asks for latest-frame mode: if a newer frame of the stream
+        arrives while this one waits, the reply is SKIPPED (returned, never raised; ``is_skipped``).
         """
         if self._socket is None:
             raise RuntimeError("client is closed")
@@ -88,6 +92,7 @@ class Client:
             "annotate": annotate,
             "min_score": min_score,
             "max_detections": max_detections,
+            "latest": latest,
         }
         frames = encode_request(image, header, raw=raw, pixels=pixels, jpeg_quality=jpeg_quality)
         attempts = self.retries + 1

@@ -94,7 +94,7 @@ ERRORS: dict[str, type[FramepipeError]] = {
 
 
 def error_from_reply(reply: Mapping[str, Any]) -> FramepipeError:
-    """The exception a failure reply stands for (``reply["ok"]`` must be false)."""
+    """The exception a failure reply stands for (``reply["ok"]`` must be false, and not SKIPPED)."""
     error = reply.get("error") or {}
     code = str(error.get("code", ""))
     message = str(error.get("message", ""))
@@ -110,8 +110,10 @@ R = TypeVar("R", bound=Mapping[str, Any])
 def check(reply: R) -> R:
     """Returns a successful reply unchanged; raises the matching FramepipeError for a failure reply.
 
-    For code that prefers exceptions: ``reply = check(client.infer(image))``.
+    For code that prefers exceptions: ``reply = check(client.infer(image))``. A SKIPPED reply
+    (latest-frame mode, ``reply["skipped"]``) is returned unchanged too: it is the mode working as
+    asked, not a failure.
     """
-    if reply.get("ok"):
+    if reply.get("ok") or reply.get("skipped") is True:
         return reply
     raise error_from_reply(reply)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Union
 
@@ -53,16 +54,25 @@ def infer_video(
     source: Union[str, os.PathLike[str], int],
     *,
     stream: str | None = None,
-    ordered: bool = True,
+    ordered: bool | None = None,
     raw: bool = False,
+    latest: bool = False,
+    realtime: bool | None = None,
     **options: Any,
 ) -> Iterator[tuple[np.ndarray, Reply]]:
     """Reads a video file or camera (an int: OpenCV's device index) frame by frame and yields ``(frame, reply)``.
 
     Frames are JPEG-encoded (``raw=True``: sent as BGR pixels) with ``stream`` (default: the file's
-    name or ``camera<N>``) and ``frame`` numbered from 0, both echoed in the reply. By default
-    replies come in frame order; up to ``client.window`` frames are in flight while the next are
-    read, so a camera keeps its frame rate as long as the pipeline keeps up.
+    name or ``camera<N>``) and ``frame`` numbered from 0, both echoed in the reply. Up to
+    ``client.window`` frames are in flight while the next are read, so a camera keeps its frame
+    rate as long as the pipeline keeps up.
+
+    ``latest=True`` is for live sources that send faster than the pipeline serves: latest-frame
+    mode (docs/protocol.md), where the server processes the newest frame and answers the frames
+    it had no time for with SKIPPED replies (``is_skipped(reply)``; yielded, not raised) at once.
+    Results then stay fresh instead of falling ever further behind the camera. With it, replies
+    come as they complete (``ordered`` defaults to ``not latest``), and ``realtime`` (default: on
+    in latest mode) reads a file at its own frame rate, the way a camera would deliver it.
     """
     import cv2
 
@@ -70,18 +80,27 @@ def infer_video(
     if not capture.isOpened():
         raise OSError(f"OpenCV cannot open {'camera' if isinstance(source, int) else 'video'} {source!r}")
     name = stream or (f"camera{source}" if isinstance(source, int) else Path(source).name)
+    # A camera delivers frames at its own pace already; a file would be read as fast as the disk allows.
+    pace = not isinstance(source, int) and (latest if realtime is None else realtime)
+    fps = capture.get(cv2.CAP_PROP_FPS) if pace else 0.0
+    interval = 1.0 / fps if fps and fps > 0 else 0.0
 
     def frames() -> Iterator[Request]:
         number = 0
+        start = time.monotonic()
         while True:
+            if interval:
+                time.sleep(max(0.0, start + number * interval - time.monotonic()))
             ok, frame = capture.read()
             if not ok:
                 return
             yield Request(frame, stream=name, frame=number, tag=frame)
             number += 1
 
+    if latest:
+        options["latest"] = True
     try:
-        for request, reply in client.map(frames(), ordered=ordered, raw=raw, **options):
+        for request, reply in client.map(frames(), ordered=not latest if ordered is None else ordered, raw=raw, **options):
             yield request.tag, reply
     finally:
         capture.release()
@@ -92,7 +111,7 @@ def draw(frame: np.ndarray, reply: Reply, *, color: tuple[int, int, int] = (0, 2
 
     A label is the recognised text for OCR regions, else the class name, the classifier's top guess
     and the score. A failure reply gets its error code written in the corner, so a live view shows
-    why a frame has no boxes.
+    why a frame has no boxes (a SKIPPED frame too: a live view usually just keeps the last result).
     """
     import cv2
     import numpy as np

@@ -56,8 +56,8 @@ class PipelinedClient:
     - ``submit(image)`` returns the request's id at once (waiting only while the window is full);
       ``next_reply()`` / ``as_completed()`` return replies as they complete, each with its ``id``.
 
-    Replies are dicts, failures included (``ok`` false with ``error.code``): one bad frame should
-    not end a stream; ``framepipe.check(reply)`` raises for those who prefer exceptions. A request
+    Replies are dicts, failures included (``ok`` false with ``error.code``), and so are latest-frame
+    mode's SKIPPED replies (``is_skipped(reply)``): one bad frame should not end a stream; ``framepipe.check(reply)`` raises for those who prefer exceptions. A request
     with no reply ``timeout`` seconds (+ a small grace) after it was sent raises ClientTimeout
     from whichever call is waiting, so nothing ever blocks for longer than that.
     Not thread-safe (ZeroMQ sockets are not).
@@ -107,12 +107,16 @@ class PipelinedClient:
         annotate: bool | None = None,
         min_score: float | None = None,
         max_detections: int | None = None,
+        latest: bool | None = None,
         timeout: float | None = None,
         raw: bool = False,
         pixels: Pixels = "bgr",
         jpeg_quality: int = DEFAULT_JPEG_QUALITY,
     ) -> RequestId:
         """Sends one image and returns its id (yours, or the next integer).
+
+        ``latest`` (needs ``stream``): latest-frame mode, where a frame that a newer one of its
+        stream replaces while waiting is answered SKIPPED (a reply like any other; ``is_skipped``).
 
         While the window is full this first waits for a reply, kept for ``next_reply()``; so it
         may raise ClientTimeout for an earlier request.
@@ -129,6 +133,7 @@ class PipelinedClient:
             annotate=annotate,
             min_score=min_score,
             max_detections=max_detections,
+            latest=latest,
             timeout=timeout,
             raw=raw,
             pixels=pixels,

@@ -7,7 +7,7 @@ only when an array is sent, so sending encoded bytes needs nothing beyond msgpac
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union
+from typing import TYPE_CHECKING, Any, Literal, Mapping, TypedDict, Union
 
 import msgpack
 
@@ -40,8 +40,17 @@ class ErrorInfo(TypedDict):
     message: str
 
 
+class SupersededBy(TypedDict, total=False):
+    id: RequestId | None
+    frame: int
+
+
 class Reply(TypedDict, total=False):
-    """One reply, exactly the msgpack map of docs/protocol.md (``ok`` tells which keys are present)."""
+    """One reply, exactly the msgpack map of docs/protocol.md (``ok`` tells which keys are present).
+
+    A SKIPPED reply (latest-frame mode) has ``ok`` false, ``skipped`` true and ``superseded_by``;
+    test it with ``is_skipped(reply)``.
+    """
 
     id: RequestId | None
     ok: bool
@@ -53,6 +62,18 @@ class Reply(TypedDict, total=False):
     frame: int
     annotated: bytes
     error: ErrorInfo
+    skipped: bool
+    superseded_by: SupersededBy
+
+
+SKIPPED = "SKIPPED"
+"""``error.code`` of a skipped frame in latest-frame mode. Not an error: a newer frame of the same
+stream was processed instead, as the request asked (``latest=True``)."""
+
+
+def is_skipped(reply: Mapping[str, Any]) -> bool:
+    """True for latest-frame mode's SKIPPED reply: a newer frame of the stream replaced this one."""
+    return reply.get("skipped") is True
 
 
 DEFAULT_JPEG_QUALITY = 90
