@@ -1,23 +1,25 @@
-// The default OCR profile through the running pipeline at a few client concurrencies, next to
-// @gutenye/ocr-node reading the same images in one process, measured in the same run.
+// The default OCR profile through the running pipeline at client concurrency 1–16, next to
+// @gutenye/ocr-node reading the same images in one process and to our own OCR runners in a
+// hand-written loop, measured in the same run.
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expandImages } from '../src/cli/files.js';
 import { packageRoot } from '../src/config/load.js';
-import { benchPipeline, offerLoad, summarize, table, type Scenario, type LoadResult } from './lib.js';
+import { benchPipeline, summarize, type LoadResult, type Scenario } from './lib.js';
+import { runLoop, type LoopVariant } from './loop-reference.js';
+import { best, CPU_NOTE, hopSection, pipelineSeries, rssTable, sweepPipeline, sweepTable, withCpu, type SweepRow } from './sweep.js';
 
-async function gutenye(files: string[], rounds: number, concurrency: number): Promise<LoadResult> {
+async function gutenye(files: string[], count: number, concurrency: number): Promise<LoadResult> {
   const { default: Ocr } = await import('@gutenye/ocr-node');
   const ocr = await Ocr.create();
-  await ocr.detect(files[0]!);
+  for (const f of files) await ocr.detect(f); // warm-up, as the pipeline's
   const lat: number[] = [];
   let next = 0;
-  const total = files.length * rounds;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < total) {
+      while (next < count) {
         const file = files[next++ % files.length]!;
         const s = performance.now();
         await ocr.detect(file);
@@ -28,26 +30,32 @@ async function gutenye(files: string[], rounds: number, concurrency: number): Pr
   return summarize(concurrency, lat, 0, (performance.now() - t0) / 1000);
 }
 
+/** Our OCR runners (det 1 + rec 2 ORT threads, as config/ocr.yaml) in one loop; then the same cores split otherwise. */
+const LOOPS: LoopVariant[] = [
+  { label: 'our runners, 1 process, c=1', processes: 1, concurrency: 1, sets: [] },
+  { label: 'our runners, 1 process, c=2', processes: 1, concurrency: 2, sets: [] },
+  { label: 'our runners, 1 process, 2+2 threads', processes: 1, concurrency: 1, sets: ['detect.threads=2', 'classify.threads=2'] },
+  { label: 'our runners, 2 processes, 1+1 threads', processes: 2, concurrency: 1, sets: ['detect.threads=1', 'classify.threads=1'] },
+];
+
 const scenario: Scenario = {
   name: 'ocr',
   description:
-    'Default profile (PP-OCRv4 det + cls + rec) on the bundled sample images (samples/), through the four-stage pipeline at client concurrency 1–8, against @gutenye/ocr-node (same models, one process, ONNX Runtime default threads) on the same files.',
+    'Default profile (PP-OCRv4 det + cls + rec; detect 1 and classify 2 ONNX Runtime threads) on the bundled sample images (samples/), through the four-stage pipeline at client concurrency 1–16, against @gutenye/ocr-node (same models, one process, ONNX Runtime default threads) and against a hand-written loop over our own OCR runners (decode + detect + recognise in one process; the same 3 threads, or the same 2 cores split another way) on the same files.',
   async run({ quick }) {
     const files = expandImages([path.join(packageRoot, 'samples')]);
     const images = files.map((f) => readFileSync(f));
-    const rounds = quick ? 2 : 6;
-    const count = images.length * rounds;
-    const rows: (string | number)[][] = [];
+    const rounds = quick ? 2 : 8;
+    const count = (c: number) => Math.max(images.length * rounds, 3 * c);
     const pipeline = await benchPipeline('ocr');
+    let sweep;
     try {
-      await offerLoad(pipeline.endpoint, images, 2, images.length); // warm-up: first runs allocate
-      for (const c of [1, 2, 4, 8]) {
-        const r = await offerLoad(pipeline.endpoint, images, c, count);
-        rows.push(['framepipe pipeline', c, r.count, r.errors, r.perSecond, r.p50, r.p99]);
-      }
+      sweep = await sweepPipeline(pipeline, images, { system: 'framepipe pipeline', count });
     } finally {
       await pipeline.stop();
     }
+    const refs: SweepRow[] = [];
+    for (const v of quick ? LOOPS.slice(0, 1) : LOOPS) refs.push(await runLoop('ocr', [], files, count(1), v));
     // The library reads files itself; give it the same bytes on disk.
     const dir = mkdtempSync(path.join(tmpdir(), 'fp-bench-'));
     const copies = files.map((f, i) => {
@@ -55,13 +63,31 @@ const scenario: Scenario = {
       writeFileSync(p, images[i]!);
       return p;
     });
-    for (const c of [1, 2]) {
-      const r = await gutenye(copies, rounds, c);
-      rows.push(['@gutenye/ocr-node, 1 process', c, r.count, r.errors, r.perSecond, r.p50, r.p99]);
-    }
-    const best = (name: string) => Math.max(...rows.filter((r) => r[0] === name).map((r) => r[4] as number));
-    const ratio = best('framepipe pipeline') / best('@gutenye/ocr-node, 1 process');
-    return `${table(['system', 'concurrency', 'images', 'errors', 'images/s', 'p50 ms', 'p99 ms'], rows)}\n\nSaturation throughput, framepipe ÷ @gutenye/ocr-node: **${ratio.toFixed(2)}×**.`;
+    const gutenyeRows: SweepRow[] = [];
+    for (const c of quick ? [1] : [1, 2]) gutenyeRows.push(await withCpu(`@gutenye/ocr-node, 1 process, c=${c}`, () => gutenye(copies, count(1), c)));
+    const top = best(sweep.rows);
+    const loop = best(refs);
+    const lib = best(gutenyeRows);
+    const markdown = [
+      sweepTable([...sweep.rows, ...refs, ...gutenyeRows]),
+      '',
+      CPU_NOTE,
+      '',
+      `Saturation throughput: pipeline ${top.perSecond.toFixed(2)} images/s (c=${top.concurrency}); best own-runner loop ${loop.perSecond.toFixed(2)} (${loop.system}): **${(top.perSecond / loop.perSecond).toFixed(2)}×**; best @gutenye/ocr-node ${lib.perSecond.toFixed(2)}: **${(top.perSecond / lib.perSecond).toFixed(2)}×**.`,
+      '',
+      `Where a request's time goes (ms; parts from the replies' \`timings_ms\`, client part = round trip − \`total\`):`,
+      '',
+      hopSection(sweep, 8),
+      '',
+      rssTable(sweep),
+    ].join('\n');
+    return {
+      markdown,
+      chart: {
+        title: 'ocr (PP-OCRv4)',
+        series: [pipelineSeries('pipeline', sweep.rows), { name: 'best own-runner loop', points: [[1, loop.perSecond]] }, { name: '@gutenye/ocr-node', points: [[1, lib.perSecond]] }],
+      },
+    };
   },
 };
 export default scenario;
