@@ -124,6 +124,8 @@ export interface ChartSeries {
   name: string;
   /** [concurrency, images/s]; one point makes a dashed level line (a reference that has no concurrency axis). */
   points: [number, number][];
+  /** Series with the same group share a colour (e.g. one payload size's pipeline line and its echo). */
+  group?: string;
 }
 
 export interface ScenarioOutput {

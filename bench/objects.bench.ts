@@ -7,6 +7,7 @@ import { expandImages } from '../src/cli/files.js';
 import { packageRoot } from '../src/config/load.js';
 import { benchPipeline, type Scenario } from './lib.js';
 import { runLoop, type LoopVariant } from './loop-reference.js';
+import type { RssSummary } from './proc-stats.js';
 import { best, CPU_NOTE, hopSection, pipelineSeries, rssTable, sweepPipeline, sweepTable, type SweepRow } from './sweep.js';
 
 const sharedModels = path.resolve(packageRoot, '../shared/models');
@@ -40,7 +41,7 @@ const scenario: Scenario = {
     } finally {
       await pipeline.stop();
     }
-    const refs: SweepRow[] = [];
+    const refs: (SweepRow & { rss: RssSummary })[] = [];
     for (const v of quick ? LOOPS.slice(0, 2) : LOOPS) refs.push(await runLoop('objects', sets, files, count(1), v));
     const top = best(sweep.rows);
     const loop = best(refs);
@@ -55,7 +56,7 @@ const scenario: Scenario = {
       '',
       hopSection(sweep, 8),
       '',
-      rssTable(sweep),
+      rssTable(sweep, refs),
     ].join('\n');
     return {
       markdown,

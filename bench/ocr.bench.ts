@@ -8,6 +8,7 @@ import { expandImages } from '../src/cli/files.js';
 import { packageRoot } from '../src/config/load.js';
 import { benchPipeline, summarize, type LoadResult, type Scenario } from './lib.js';
 import { runLoop, type LoopVariant } from './loop-reference.js';
+import type { RssSummary } from './proc-stats.js';
 import { best, CPU_NOTE, hopSection, pipelineSeries, rssTable, sweepPipeline, sweepTable, withCpu, type SweepRow } from './sweep.js';
 
 async function gutenye(files: string[], count: number, concurrency: number): Promise<LoadResult> {
@@ -54,7 +55,7 @@ const scenario: Scenario = {
     } finally {
       await pipeline.stop();
     }
-    const refs: SweepRow[] = [];
+    const refs: (SweepRow & { rss: RssSummary })[] = [];
     for (const v of quick ? LOOPS.slice(0, 1) : LOOPS) refs.push(await runLoop('ocr', [], files, count(1), v));
     // The library reads files itself; give it the same bytes on disk.
     const dir = mkdtempSync(path.join(tmpdir(), 'fp-bench-'));
@@ -79,7 +80,7 @@ const scenario: Scenario = {
       '',
       hopSection(sweep, 8),
       '',
-      rssTable(sweep),
+      rssTable(sweep, refs),
     ].join('\n');
     return {
       markdown,

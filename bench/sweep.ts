@@ -77,9 +77,14 @@ export function sweepTable(rows: SweepRow[]): string {
 export const CPU_NOTE =
   'CPU columns: milliseconds of CPU time (utime + stime from /proc/PID/stat, all threads) per image, by process; "client" is the bench process that sends the load, and "total CPU" is the stages together (or the one process of a reference).';
 
-export function rssTable(sweep: PipelineSweep): string {
-  const rows = Object.entries(sweep.rss).map(([stage, r]) => [stage, r.median, r.max, r.hwm, r.samples]);
-  return `Memory under saturation (c=${sweep.rssConcurrency}): VmRSS of each stage sampled every 200 ms during that step, and VmHWM (peak over the process's life) after it.\n\n${table(['stage', 'steady RSS MiB (median)', 'max RSS MiB', 'VmHWM MiB', 'samples'], rows)}`;
+/** Steady RSS per stage under saturation, the pipeline's sum, and the references' processes for comparison. */
+export function rssTable(sweep: PipelineSweep, references: { system: string; rss: RssSummary }[] = []): string {
+  const entries = Object.entries(sweep.rss);
+  const rows: (string | number)[][] = entries.map(([stage, r]) => [stage, r.median, r.max, r.hwm, r.samples]);
+  const sum = (k: 'median' | 'max' | 'hwm') => entries.reduce((s, [, r]) => s + r[k], 0);
+  rows.push(['**all four stages**', sum('median'), sum('max'), sum('hwm'), '']);
+  for (const r of references) rows.push([`${r.system} (its processes, under its own load)`, r.rss.median, r.rss.max, r.rss.hwm, r.rss.samples]);
+  return `Memory under saturation (c=${sweep.rssConcurrency}): VmRSS of each stage sampled every 200 ms during that step, and VmHWM (peak over the process's life) after it.\n\n${table(['process', 'steady RSS MiB (median)', 'max RSS MiB', 'VmHWM MiB', 'samples'], rows)}`;
 }
 
 /** The hop split at concurrency 1 and at `saturated`. */

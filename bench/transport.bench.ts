@@ -74,8 +74,8 @@ const scenario: Scenario = {
         rows.push(...sweep.rows);
         sweeps.push([size, sweep]);
         echoRows.push([size, echo.perSecond, echo.p50, echo.p99]);
-        series.push(pipelineSeries(`pipeline ${size}`, sweep.rows));
-        echoSeries.push({ name: `REQ/REP echo ${size}`, points: [[1, echo.perSecond]] });
+        series.push({ ...pipelineSeries(`pipeline ${size}`, sweep.rows), group: size });
+        echoSeries.push({ name: `REQ/REP echo ${size}`, points: [[1, echo.perSecond]], group: size });
       }
       const hwm = pipeline.procs.map((p) => [p.stage, memoryMiB(p.child.pid!).hwm]);
       const stages = Object.keys(sweeps[0]![1].rss);
