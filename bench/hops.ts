@@ -54,5 +54,5 @@ export function hopTable(splits: HopSplit[]): string {
   const sums = splits.map((s) => `c=${s.concurrency}: ${s.partsMean.toFixed(2)} of ${s.rttMean.toFixed(2)} ms over ${s.replies} replies`).join('; ');
   const misfits = splits.map((s) => `${s.misfits} of ${s.replies}`).join(' and ');
   const checks = `the parts' means add up to the mean round trip (${sums}); replies whose stage times exceed \`total\` (or \`total\` the round trip) by over 1 ms: ${misfits}`;
-  return `${table(headers, rows)}\n\nCheck: ${checks}.`;
+  return `${table(headers, rows)}\n\nCheck: ${checks}. (\`total\` is whole milliseconds, so "rest" can dip just below 0.)`;
 }

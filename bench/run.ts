@@ -40,6 +40,8 @@ const panels: Record<string, ChartPanel> = {};
 for (const s of chosen) {
   console.error(`running ${s.name}: ${s.description}`);
   const started = performance.now();
+  // How busy the machine was: on a shared host it explains a slow run (this bench adds about 2).
+  const load = `1-min load average ${os.loadavg()[0]!.toFixed(1)} at the start`;
   const out = await s.run({ quick });
   const markdown = typeof out === 'string' ? out : out.markdown;
   if (typeof out !== 'string' && out.chart) panels[s.name] = out.chart;
@@ -48,7 +50,7 @@ for (const s of chosen) {
   console.log(`## ${s.name}\n\n${s.description}\n`);
   console.log(markdown);
   console.log('');
-  sections.push({ name: s.name, body: `Command: \`${command}\` · Host: ${host}${quick ? ' · **--quick** (short run)' : ''}\n\n${s.description}\n\n${markdown}` });
+  sections.push({ name: s.name, body: `Command: \`${command}\` · Host: ${host} · ${load}${quick ? ' · **--quick** (short run)' : ''}\n\n${s.description}\n\n${markdown}` });
 }
 if (write) {
   const doc = path.join(root, 'docs/benchmarks.md');
