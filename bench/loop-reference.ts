@@ -72,7 +72,7 @@ export async function runLoop(profile: string, sets: string[], files: string[], 
   }
 }
 
-/** Child side: load, warm up, say ready, run on 'go', send the latencies, exit. */
+/** Child side: load, warm up, say ready, run on 'go', send the latencies, wait to be killed. */
 async function child(work: Work): Promise<void> {
   const config = loadConfig({ profile: work.profile, sets: work.sets, env: {} });
   const detect = await createDetectProcessor(config);
@@ -100,7 +100,10 @@ async function child(work: Work): Promise<void> {
       }
     }),
   );
-  process.send!({ type: 'done', latencies } satisfies FromChild, () => process.exit(0));
+  // Stay alive until the parent has read this process's CPU time and VmHWM from /proc and kills
+  // it: a 'message' listener keeps the IPC channel, and so the process, referenced.
+  process.on('message', () => {});
+  process.send!({ type: 'done', latencies } satisfies FromChild);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.send) {
