@@ -8,7 +8,7 @@ import { packageRoot } from '../src/config/load.js';
 import { benchPipeline, type Scenario } from './lib.js';
 import { runLoop, type LoopVariant } from './loop-reference.js';
 import type { RssSummary } from './proc-stats.js';
-import { best, BestOf, CPU_NOTE, hopSection, pipelineSeries, roundsNote, rssTable, sweepPipeline, sweepTable, type PipelineSweep, type SweepRow } from './sweep.js';
+import { best, BestOf, CPU_NOTE, cpuCeilingLine, hopSection, pipelineSeries, roundsNote, rssTable, sweepPipeline, sweepTable, type PipelineSweep, type SweepRow } from './sweep.js';
 
 const sharedModels = path.resolve(packageRoot, '../shared/models');
 const sharedImages = path.resolve(packageRoot, '../shared/images');
@@ -58,6 +58,8 @@ const scenario: Scenario = {
       `${roundsNote(rounds)} ${CPU_NOTE}`,
       '',
       `Saturation throughput: pipeline ${top.perSecond.toFixed(1)} images/s (c=${top.concurrency}); best hand-written loop ${loop.perSecond.toFixed(1)} (${loop.system}): **${(top.perSecond / loop.perSecond).toFixed(2)}×**.`,
+      '',
+      cpuCeilingLine([{ label: 'pipeline', row: top }, { label: 'loop', row: loop }]),
       '',
       `Where a request's time goes (last round; ms; parts from the replies' \`timings_ms\`, client part = round trip − \`total\`):`,
       '',

@@ -9,7 +9,7 @@ import { packageRoot } from '../src/config/load.js';
 import { benchPipeline, summarize, type LoadResult, type Scenario } from './lib.js';
 import { runLoop, type LoopVariant } from './loop-reference.js';
 import type { RssSummary } from './proc-stats.js';
-import { best, BestOf, CPU_NOTE, hopSection, pipelineSeries, roundsNote, rssTable, sweepPipeline, sweepTable, withCpu, type PipelineSweep, type SweepRow } from './sweep.js';
+import { best, BestOf, CPU_NOTE, cpuCeilingLine, hopSection, pipelineSeries, roundsNote, rssTable, sweepPipeline, sweepTable, withCpu, type PipelineSweep, type SweepRow } from './sweep.js';
 
 async function gutenye(files: string[], count: number, concurrency: number): Promise<LoadResult> {
   const { default: Ocr } = await import('@gutenye/ocr-node');
@@ -83,6 +83,8 @@ const scenario: Scenario = {
       `${roundsNote(rounds)} ${CPU_NOTE}`,
       '',
       `Saturation throughput: pipeline ${top.perSecond.toFixed(2)} images/s (c=${top.concurrency}); best own-runner loop ${loop.perSecond.toFixed(2)} (${loop.system}): **${(top.perSecond / loop.perSecond).toFixed(2)}×**; best @gutenye/ocr-node ${lib.perSecond.toFixed(2)}: **${(top.perSecond / lib.perSecond).toFixed(2)}×**.`,
+      '',
+      cpuCeilingLine([{ label: 'pipeline', row: top }, { label: 'own-runner loop', row: loop }, { label: '@gutenye/ocr-node', row: lib }]),
       '',
       `Where a request's time goes (last round; ms; parts from the replies' \`timings_ms\`, client part = round trip − \`total\`):`,
       '',

@@ -2,6 +2,7 @@
 // spent per image at every step, the steady RSS of each stage at the highest concurrency, and the
 // per-hop split of the replies. References (single-process loops, other libraries) are rows of
 // the same table, so the pipeline and what it is compared with are read side by side.
+import os from 'node:os';
 import type { Pipeline } from '../src/cli/launcher.js';
 import { hopTable, splitHops } from './hops.js';
 import { offerLoad, table, type ChartSeries, type LoadResult } from './lib.js';
@@ -68,8 +69,7 @@ export function sweepTable(rows: SweepRow[]): string {
     headers,
     rows.map((r) => {
       const stages = STAGE_COLUMNS.map((s) => ms(r.cpuPerImage[s]));
-      const total = r.cpuPerImage.total ?? Object.entries(r.cpuPerImage).reduce((s, [k, v]) => (k === 'client' ? s : s + v), 0);
-      return [r.system, r.concurrency, r.count, r.errors, r.perSecond, r.p50, r.p99, ...stages, ms(r.cpuPerImage.client), ms(total)];
+      return [r.system, r.concurrency, r.count, r.errors, r.perSecond, r.p50, r.p99, ...stages, ms(r.cpuPerImage.client), totalCpuMs(r)];
     }),
   );
 }
@@ -124,6 +124,23 @@ export class BestOf<R extends SweepRow = SweepRow> {
   where(system: (name: string) => boolean): R[] {
     return this.all().filter((r) => system(r.system));
   }
+}
+
+/** CPU milliseconds per image of a row: the stages together (client excluded), or the reference's process. */
+export function totalCpuMs(r: SweepRow): number {
+  const total = r.cpuPerImage.total ?? Object.entries(r.cpuPerImage).reduce((s, [k, v]) => (k === 'client' ? s : s + v), 0);
+  return total * 1000;
+}
+
+/**
+ * CPU per image is what a busy shared machine disturbs least (other work delays a process but does
+ * not make it use more CPU per image), so it gives a second, steadier comparison: the throughput
+ * each system could reach if it had all of this host's cores to itself.
+ */
+export function cpuCeilingLine(rows: { label: string; row: SweepRow }[]): string {
+  const cores = os.availableParallelism();
+  const parts = rows.map(({ label, row }) => `${label} ${totalCpuMs(row).toFixed(1)} ms → ${((cores * 1000) / totalCpuMs(row)).toFixed(1)} images/s`);
+  return `CPU per image at those rows, and the ceiling it sets on ${cores} free cores (${cores} × 1000 ÷ CPU ms): ${parts.join('; ')}.`;
 }
 
 export function best(rows: SweepRow[]): SweepRow {
