@@ -11,6 +11,14 @@ export interface LoadResult {
   perSecond: number;
   p50: number;
   p99: number;
+  /** Each ok reply's client round trip and the pipeline's own `timings_ms` (offerLoad only). */
+  hops?: HopSample[];
+}
+
+/** One reply: the client's round trip and the stages' account of it (docs/protocol.md, timings_ms). */
+export interface HopSample {
+  rtt: number;
+  timings: Record<string, number>;
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -39,6 +47,7 @@ export function summarize(concurrency: number, latencies: number[], errors: numb
 export async function offerLoad(endpoint: string, images: Buffer[], concurrency: number, count: number): Promise<LoadResult> {
   const client = new Client(endpoint, { window: concurrency, timeoutMs: 120_000 });
   const latencies: number[] = [];
+  const hops: HopSample[] = [];
   const progress = createProgress(count, `requests (c=${concurrency})`);
   let errors = 0;
   let next = 0;
@@ -48,8 +57,10 @@ export async function offerLoad(endpoint: string, images: Buffer[], concurrency:
       const image = images[next++ % images.length]!;
       const s = performance.now();
       const reply = await client.infer(image);
-      latencies.push(performance.now() - s);
-      if (!reply.ok) errors++;
+      const rtt = performance.now() - s;
+      latencies.push(rtt);
+      if (reply.ok) hops.push({ rtt, timings: reply.timings_ms });
+      else errors++;
       progress.tick();
     }
   };
@@ -57,7 +68,7 @@ export async function offerLoad(endpoint: string, images: Buffer[], concurrency:
   progress.stop();
   const seconds = (performance.now() - t0) / 1000;
   await client.close();
-  return summarize(concurrency, latencies, errors, seconds);
+  return { ...summarize(concurrency, latencies, errors, seconds), hops };
 }
 
 /**
@@ -103,9 +114,30 @@ export function table(headers: string[], rows: (string | number)[][]): string {
   return [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(fmt).join(' | ')} |`)].join('\n');
 }
 
+/** One panel of docs/bench/throughput.svg: images/s against client concurrency. */
+export interface ChartPanel {
+  title: string;
+  series: ChartSeries[];
+}
+
+export interface ChartSeries {
+  name: string;
+  /** [concurrency, images/s]; one point makes a dashed level line (a reference that has no concurrency axis). */
+  points: [number, number][];
+  /** Series with the same group share a colour (e.g. one payload size's pipeline line and its echo). */
+  group?: string;
+}
+
+export interface ScenarioOutput {
+  /** Tables and a sentence or two for docs/benchmarks.md. */
+  markdown: string;
+  /** Throughput against concurrency, drawn into docs/bench/throughput.svg by `--write`. */
+  chart?: ChartPanel;
+}
+
 export interface Scenario {
   name: string;
   description: string;
-  /** Returns markdown (tables and a sentence or two) for docs/benchmarks.md. */
-  run(options: { quick: boolean }): Promise<string>;
+  /** Returns markdown (tables and a sentence or two) for docs/benchmarks.md, and optionally a chart panel. */
+  run(options: { quick: boolean }): Promise<string | ScenarioOutput>;
 }

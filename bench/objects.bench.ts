@@ -1,74 +1,79 @@
-// The objects profile (YOLOX-Nano + MobileNetV2 on every box) through the running pipeline, next
-// to the loop a user would write by hand in one process: the same decode + detect + classify,
-// the same models and the same threads, in the same run.
+// The objects profile (YOLOX-Nano + MobileNetV2 on every box) through the running pipeline at
+// client concurrency 1–16, next to the loop a user would write by hand: the same decode + detect +
+// classify with the same models, in one process or two, with the same cores, in the same run.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expandImages } from '../src/cli/files.js';
-import { loadConfig, packageRoot } from '../src/config/load.js';
-import { createClassifyProcessor, createDetectProcessor } from '../src/models/registry.js';
-import type { Job } from '../src/protocol/job.js';
-import { benchPipeline, offerLoad, summarize, table, type LoadResult, type Scenario } from './lib.js';
+import { packageRoot } from '../src/config/load.js';
+import { benchPipeline, type Scenario } from './lib.js';
+import { runLoop, type LoopVariant } from './loop-reference.js';
+import type { RssSummary } from './proc-stats.js';
+import { best, BestOf, CPU_NOTE, cpuCeilingLine, hopSection, pipelineSeries, roundsNote, rssTable, sweepPipeline, sweepTable, type PipelineSweep, type SweepRow } from './sweep.js';
 
 const sharedModels = path.resolve(packageRoot, '../shared/models');
 const sharedImages = path.resolve(packageRoot, '../shared/images');
 
-/** The hand-written reference: both models in this process, `concurrency` images interleaved. */
-async function singleProcess(images: Buffer[], count: number, concurrency: number): Promise<LoadResult> {
-  const config = loadConfig({ profile: 'objects', modelsDir: sharedModels, env: {} });
-  const detect = await createDetectProcessor(config);
-  const classify = await createClassifyProcessor(config);
-  const run = (image: Buffer) => {
-    const now = Date.now();
-    const job: Job = { meta: { job: 0, origin: '', id: null, deadline: now + 60_000, accepted: now, options: {}, timings: {}, parts: [] }, image };
-    return detect.process(job).then((j) => classify.process(j));
-  };
-  await run(images[0]!);
-  const lat: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const image = images[next++ % images.length]!;
-        const s = performance.now();
-        await run(image);
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  const result = summarize(concurrency, lat, 0, (performance.now() - t0) / 1000);
-  await detect.close();
-  await classify.close();
-  return result;
-}
+/**
+ * The pipeline runs 1 ORT thread per model (config/objects.yaml) on 2 cores. A hand-written loop
+ * could use those cores in several ways; each is measured and the best is the reference.
+ */
+const LOOPS: LoopVariant[] = [
+  { label: 'loop, 1 process, 1+1 threads, c=1', processes: 1, concurrency: 1, sets: [] },
+  { label: 'loop, 1 process, 1+1 threads, c=2', processes: 1, concurrency: 2, sets: [] },
+  { label: 'loop, 1 process, 2+2 threads, c=1', processes: 1, concurrency: 1, sets: ['detect.threads=2', 'classify.threads=2'] },
+  { label: 'loop, 2 processes, 1+1 threads, c=1', processes: 2, concurrency: 1, sets: [] },
+];
 
 const scenario: Scenario = {
   name: 'objects',
   description:
-    'objects profile (YOLOX-Nano detect, MobileNetV2 on every box; 1 ONNX Runtime thread each) on the 10 non-text photos of shared/images, through the pipeline at client concurrency 1–8, against one process running the same decode + detect + classify with the same models and threads.',
+    'objects profile (YOLOX-Nano detect, MobileNetV2 on every box; 1 ONNX Runtime thread each) on the 10 non-text photos of shared/images, through the pipeline at client concurrency 1–16, against hand-written loops running the same decode + detect + classify with the same models: one process with the same threads (1 or 2 images interleaved), one process with 2 threads per model, and two processes side by side.',
   async run({ quick }) {
     if (!existsSync(sharedModels)) return '_skipped: ../shared/models is absent_';
     const files = expandImages([sharedImages]).filter((f) => !path.basename(f).startsWith('text_'));
     const images = files.map((f) => readFileSync(f));
-    const count = images.length * (quick ? 2 : 8);
-    const rows: (string | number)[][] = [];
-    const pipeline = await benchPipeline('objects', [`models_dir=${sharedModels}`]);
+    const count = (c: number) => Math.max(images.length * (quick ? 2 : 8), 4 * c);
+    const sets = [`models_dir=${sharedModels}`];
+    const rounds = quick ? 1 : 2;
+    const keep = new BestOf<SweepRow & { rss?: RssSummary }>();
+    let sweep: PipelineSweep | undefined;
+    const pipeline = await benchPipeline('objects', sets);
     try {
-      await offerLoad(pipeline.endpoint, images, 2, images.length);
-      for (const c of [1, 2, 4, 8]) {
-        const r = await offerLoad(pipeline.endpoint, images, c, count);
-        rows.push(['framepipe pipeline', c, r.count, r.errors, r.perSecond, r.p50, r.p99]);
+      for (let round = 0; round < rounds; round++) {
+        sweep = await sweepPipeline(pipeline, images, { system: 'framepipe pipeline', count });
+        keep.add(sweep.rows);
+        // The pipeline idles meanwhile (its processes sleep in zmq_poll), so the loops get the cores.
+        for (const v of quick ? LOOPS.slice(0, 2) : LOOPS) keep.add([await runLoop('objects', sets, files, count(1), v)]);
       }
     } finally {
       await pipeline.stop();
     }
-    for (const c of [1, 2]) {
-      const r = await singleProcess(images, count, c);
-      rows.push(['single-process loop', c, r.count, r.errors, r.perSecond, r.p50, r.p99]);
-    }
-    const best = (name: string) => Math.max(...rows.filter((r) => r[0] === name).map((r) => r[4] as number));
-    const ratio = best('framepipe pipeline') / best('single-process loop');
-    return `${table(['system', 'concurrency', 'images', 'errors', 'images/s', 'p50 ms', 'p99 ms'], rows)}\n\nSaturation throughput, pipeline ÷ single-process loop: **${ratio.toFixed(2)}×**.`;
+    const pipelineRows = keep.where((s) => s === 'framepipe pipeline');
+    const refs = keep.where((s) => s !== 'framepipe pipeline') as (SweepRow & { rss: RssSummary })[];
+    const top = best(pipelineRows);
+    const loop = best(refs);
+    const markdown = [
+      sweepTable(keep.all()),
+      '',
+      `${roundsNote(rounds)} ${CPU_NOTE}`,
+      '',
+      `Saturation throughput: pipeline ${top.perSecond.toFixed(1)} images/s (c=${top.concurrency}); best hand-written loop ${loop.perSecond.toFixed(1)} (${loop.system}): **${(top.perSecond / loop.perSecond).toFixed(2)}×**.`,
+      '',
+      cpuCeilingLine([{ label: 'pipeline', row: top }, { label: 'loop', row: loop }]),
+      '',
+      `Where a request's time goes (last round; ms; parts from the replies' \`timings_ms\`, client part = round trip − \`total\`):`,
+      '',
+      hopSection(sweep!, 8),
+      '',
+      rssTable(sweep!, refs),
+    ].join('\n');
+    return {
+      markdown,
+      chart: {
+        title: 'objects (YOLOX-Nano + MobileNetV2)',
+        series: [pipelineSeries('pipeline', pipelineRows), { name: `best loop (${loop.system.replace(/^loop, /, '')})`, points: [[1, loop.perSecond]] }],
+      },
+    };
   },
 };
 export default scenario;

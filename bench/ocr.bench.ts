@@ -1,23 +1,26 @@
-// The default OCR profile through the running pipeline at a few client concurrencies, next to
-// @gutenye/ocr-node reading the same images in one process, measured in the same run.
+// The default OCR profile through the running pipeline at client concurrency 1–16, next to
+// @gutenye/ocr-node reading the same images in one process and to our own OCR runners in a
+// hand-written loop, measured in the same run.
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expandImages } from '../src/cli/files.js';
 import { packageRoot } from '../src/config/load.js';
-import { benchPipeline, offerLoad, summarize, table, type Scenario, type LoadResult } from './lib.js';
+import { benchPipeline, summarize, type LoadResult, type Scenario } from './lib.js';
+import { runLoop, type LoopVariant } from './loop-reference.js';
+import type { RssSummary } from './proc-stats.js';
+import { best, BestOf, CPU_NOTE, cpuCeilingLine, hopSection, pipelineSeries, roundsNote, rssTable, sweepPipeline, sweepTable, withCpu, type PipelineSweep, type SweepRow } from './sweep.js';
 
-async function gutenye(files: string[], rounds: number, concurrency: number): Promise<LoadResult> {
+async function gutenye(files: string[], count: number, concurrency: number): Promise<LoadResult> {
   const { default: Ocr } = await import('@gutenye/ocr-node');
   const ocr = await Ocr.create();
-  await ocr.detect(files[0]!);
+  for (const f of files) await ocr.detect(f); // warm-up, as the pipeline's
   const lat: number[] = [];
   let next = 0;
-  const total = files.length * rounds;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < total) {
+      while (next < count) {
         const file = files[next++ % files.length]!;
         const s = performance.now();
         await ocr.detect(file);
@@ -28,26 +31,25 @@ async function gutenye(files: string[], rounds: number, concurrency: number): Pr
   return summarize(concurrency, lat, 0, (performance.now() - t0) / 1000);
 }
 
+const GUTENYE = '@gutenye/ocr-node, 1 process';
+
+/** Our OCR runners (det 1 + rec 2 ORT threads, as config/ocr.yaml) in one loop; then the same cores split otherwise. */
+const LOOPS: LoopVariant[] = [
+  { label: 'our runners, 1 process, c=1', processes: 1, concurrency: 1, sets: [] },
+  { label: 'our runners, 1 process, c=2', processes: 1, concurrency: 2, sets: [] },
+  { label: 'our runners, 1 process, 2+2 threads', processes: 1, concurrency: 1, sets: ['detect.threads=2', 'classify.threads=2'] },
+  { label: 'our runners, 2 processes, 1+1 threads', processes: 2, concurrency: 1, sets: ['detect.threads=1', 'classify.threads=1'] },
+];
+
 const scenario: Scenario = {
   name: 'ocr',
   description:
-    'Default profile (PP-OCRv4 det + cls + rec) on the bundled sample images (samples/), through the four-stage pipeline at client concurrency 1–8, against @gutenye/ocr-node (same models, one process, ONNX Runtime default threads) on the same files.',
+    'Default profile (PP-OCRv4 det + cls + rec; detect 1 and classify 2 ONNX Runtime threads) on the bundled sample images (samples/), through the four-stage pipeline at client concurrency 1–16, against @gutenye/ocr-node (same models, one process, ONNX Runtime default threads) and against a hand-written loop over our own OCR runners (decode + detect + recognise in one process; the same 3 threads, or the same 2 cores split another way) on the same files.',
   async run({ quick }) {
     const files = expandImages([path.join(packageRoot, 'samples')]);
     const images = files.map((f) => readFileSync(f));
-    const rounds = quick ? 2 : 6;
-    const count = images.length * rounds;
-    const rows: (string | number)[][] = [];
-    const pipeline = await benchPipeline('ocr');
-    try {
-      await offerLoad(pipeline.endpoint, images, 2, images.length); // warm-up: first runs allocate
-      for (const c of [1, 2, 4, 8]) {
-        const r = await offerLoad(pipeline.endpoint, images, c, count);
-        rows.push(['framepipe pipeline', c, r.count, r.errors, r.perSecond, r.p50, r.p99]);
-      }
-    } finally {
-      await pipeline.stop();
-    }
+    const passes = quick ? 2 : 6; // over the 6 sample images per step
+    const count = (c: number) => Math.max(images.length * passes, 3 * c);
     // The library reads files itself; give it the same bytes on disk.
     const dir = mkdtempSync(path.join(tmpdir(), 'fp-bench-'));
     const copies = files.map((f, i) => {
@@ -55,13 +57,48 @@ const scenario: Scenario = {
       writeFileSync(p, images[i]!);
       return p;
     });
-    for (const c of [1, 2]) {
-      const r = await gutenye(copies, rounds, c);
-      rows.push(['@gutenye/ocr-node, 1 process', c, r.count, r.errors, r.perSecond, r.p50, r.p99]);
+    const rounds = quick ? 1 : 2;
+    const keep = new BestOf<SweepRow & { rss?: RssSummary }>();
+    let sweep: PipelineSweep | undefined;
+    const pipeline = await benchPipeline('ocr');
+    try {
+      for (let round = 0; round < rounds; round++) {
+        sweep = await sweepPipeline(pipeline, images, { system: 'framepipe pipeline', count });
+        keep.add(sweep.rows);
+        // The pipeline idles meanwhile (its processes sleep in zmq_poll), so the references get the cores.
+        for (const v of quick ? LOOPS.slice(0, 1) : LOOPS) keep.add([await runLoop('ocr', [], files, count(1), v)]);
+        for (const c of quick ? [1] : [1, 2]) keep.add([await withCpu(`${GUTENYE}, c=${c}`, () => gutenye(copies, count(1), c))]);
+      }
+    } finally {
+      await pipeline.stop();
     }
-    const best = (name: string) => Math.max(...rows.filter((r) => r[0] === name).map((r) => r[4] as number));
-    const ratio = best('framepipe pipeline') / best('@gutenye/ocr-node, 1 process');
-    return `${table(['system', 'concurrency', 'images', 'errors', 'images/s', 'p50 ms', 'p99 ms'], rows)}\n\nSaturation throughput, framepipe ÷ @gutenye/ocr-node: **${ratio.toFixed(2)}×**.`;
+    const pipelineRows = keep.where((s) => s === 'framepipe pipeline');
+    const refs = keep.where((s) => s.startsWith('our runners')) as (SweepRow & { rss: RssSummary })[];
+    const top = best(pipelineRows);
+    const loop = best(refs);
+    const lib = best(keep.where((s) => s.startsWith(GUTENYE)));
+    const markdown = [
+      sweepTable(keep.all()),
+      '',
+      `${roundsNote(rounds)} ${CPU_NOTE}`,
+      '',
+      `Saturation throughput: pipeline ${top.perSecond.toFixed(2)} images/s (c=${top.concurrency}); best own-runner loop ${loop.perSecond.toFixed(2)} (${loop.system}): **${(top.perSecond / loop.perSecond).toFixed(2)}×**; best @gutenye/ocr-node ${lib.perSecond.toFixed(2)}: **${(top.perSecond / lib.perSecond).toFixed(2)}×**.`,
+      '',
+      cpuCeilingLine([{ label: 'pipeline', row: top }, { label: 'own-runner loop', row: loop }, { label: '@gutenye/ocr-node', row: lib }]),
+      '',
+      `Where a request's time goes (last round; ms; parts from the replies' \`timings_ms\`, client part = round trip − \`total\`):`,
+      '',
+      hopSection(sweep!, 8),
+      '',
+      rssTable(sweep!, refs),
+    ].join('\n');
+    return {
+      markdown,
+      chart: {
+        title: 'ocr (PP-OCRv4)',
+        series: [pipelineSeries('pipeline', pipelineRows), { name: 'best own-runner loop', points: [[1, loop.perSecond]] }, { name: '@gutenye/ocr-node', points: [[1, lib.perSecond]] }],
+      },
+    };
   },
 };
 export default scenario;

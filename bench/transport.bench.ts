@@ -1,8 +1,12 @@
-// The plumbing alone: the noop profile through all four stages against a bare ZeroMQ REQ/REP
-// echo of the same bytes, in lockstep (concurrency 1) and pipelined.
+// The plumbing alone: the noop profile (no models, no decode) through all four stages at client
+// concurrency 1–16 against a bare ZeroMQ REQ/REP echo of the same bytes, for JPEGs of about
+// 10 KB, 100 KB and 1 MB.
+import sharp from 'sharp';
 import * as zmq from 'zeromq';
 import { freePorts } from '../src/transport/ports.js';
-import { benchPipeline, offerLoad, summarize, table, type Scenario } from './lib.js';
+import { benchPipeline, summarize, table, type ChartSeries, type Scenario } from './lib.js';
+import { BestOf, CPU_NOTE, hopSection, pipelineSeries, roundsNote, sweepPipeline, sweepTable, withCpu, type PipelineSweep } from './sweep.js';
+import { memoryMiB } from './proc-stats.js';
 
 async function echoLockstep(payload: Buffer, count: number) {
   const [port] = await freePorts(1);
@@ -28,30 +32,73 @@ async function echoLockstep(payload: Buffer, count: number) {
   return r;
 }
 
+/**
+ * A real JPEG of about `bytes`: noise compresses poorly, so its size follows its pixel count;
+ * a few rounds of rescaling get within a few percent.
+ */
+async function jpegOfSize(bytes: number): Promise<Buffer> {
+  let side = Math.sqrt(bytes / 1.2);
+  let jpeg = Buffer.alloc(0);
+  for (let i = 0; i < 4; i++) {
+    const w = Math.max(8, Math.round(side));
+    const pixels = Buffer.alloc(w * w * 3);
+    let seed = 12345;
+    for (let j = 0; j < pixels.length; j++) pixels[j] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    jpeg = await sharp(pixels, { raw: { width: w, height: w, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+    side *= Math.sqrt(bytes / jpeg.length);
+  }
+  return jpeg;
+}
+
+const kb = (n: number) => (n >= 1_000_000 ? `${(n / 1_000_000).toFixed(2)} MB` : `${(n / 1000).toFixed(0)} KB`);
+
 const scenario: Scenario = {
   name: 'transport',
-  description: 'noop profile (no models) through ingest → detect → classify → sink vs a bare REQ/REP echo of the same bytes.',
+  description:
+    'noop profile (no models, no decode; detect and classify concurrency 8) through ingest → detect → classify → sink at client concurrency 1–16, against a bare ZeroMQ REQ/REP echo (lock-step, one process) of the same bytes: random-pixel JPEGs of about 10 KB, 100 KB and 1 MB.',
   async run({ quick }) {
-    const sizes = [10_000, 100_000, 1_000_000];
+    const targets = [10_000, 100_000, 1_000_000];
+    const payloads = await Promise.all(targets.map(jpegOfSize));
+    const rounds = quick ? 1 : 2;
+    const keep = new BestOf();
+    const sweeps = new Map<string, PipelineSweep>(); // by payload size, last round
     const pipeline = await benchPipeline('noop', ['detect.concurrency=8', 'classify.concurrency=8']);
-    const rows: (string | number)[][] = [];
     try {
-      for (const size of sizes) {
-        const payload = Buffer.alloc(size, 0xab);
-        const n = quick ? 300 : size >= 1_000_000 ? 1000 : 3000;
-        await offerLoad(pipeline.endpoint, [payload], 8, 200);
-        const echo = await echoLockstep(payload, n);
-        const lock = await offerLoad(pipeline.endpoint, [payload], 1, n);
-        const piped = await offerLoad(pipeline.endpoint, [payload], 16, n);
-        rows.push([`${size / 1000} KB`, echo.perSecond, echo.p50, lock.perSecond, lock.p50, piped.perSecond, piped.p50, piped.p99]);
+      for (let round = 0; round < rounds; round++) {
+        for (const payload of payloads) {
+          const size = kb(payload.length);
+          const n = quick ? 300 : payload.length >= 500_000 ? 600 : 2000;
+          const sweep = await sweepPipeline(pipeline, [payload], { system: `pipeline, ${size}`, count: () => n });
+          keep.add(sweep.rows);
+          sweeps.set(size, sweep);
+          // Both ends in the bench process: its CPU is the echo's whole cost.
+          keep.add([await withCpu(`REQ/REP echo, ${size}`, () => echoLockstep(payload, n))]);
+        }
       }
+      const hwm = pipeline.procs.map((p) => [p.stage, memoryMiB(p.child.pid!).hwm]);
+      const sizes = [...sweeps.keys()];
+      const stages = Object.keys(sweeps.get(sizes[0]!)!.rss);
+      const rssRows = stages.map((s) => [s, ...sizes.map((size) => sweeps.get(size)!.rss[s]!.median), hwm.find(([st]) => st === s)?.[1] ?? '–']);
+      const hundred: [string, PipelineSweep] = [sizes[1]!, sweeps.get(sizes[1]!)!];
+      const series: ChartSeries[] = sizes.map((size) => ({ ...pipelineSeries(`pipeline ${size}`, keep.where((s) => s === `pipeline, ${size}`)), group: size }));
+      const echoSeries: ChartSeries[] = sizes.map((size) => ({ name: `REQ/REP echo ${size}`, points: [[1, keep.where((s) => s === `REQ/REP echo, ${size}`)[0]!.perSecond]], group: size }));
+      const markdown = [
+        sweepTable(keep.all()),
+        '',
+        `${roundsNote(rounds)} ${CPU_NOTE} The REQ/REP echo is lock-step (one in flight), both ends in the bench process: its CPU is the "total CPU" column.`,
+        '',
+        `Where a request's time goes at ${hundred[0]} (last round; ms; parts from the replies' \`timings_ms\`, client part = round trip − \`total\`):`,
+        '',
+        hopSection(hundred[1], 16),
+        '',
+        'Steady RSS per stage (median of VmRSS sampled every 200 ms during the c=16 step of each payload), and VmHWM after the whole run:',
+        '',
+        table(['stage', ...sizes.map((s) => `${s} RSS MiB`), 'VmHWM MiB'], rssRows as (string | number)[][]),
+      ].join('\n');
+      return { markdown, chart: { title: 'transport (noop profile)', series: [...series, ...echoSeries] } };
     } finally {
       await pipeline.stop();
     }
-    return table(
-      ['payload', 'REQ/REP echo img/s', 'echo p50 ms', 'pipeline c=1 img/s', 'pipeline c=1 p50 ms', 'pipeline c=16 img/s', 'c=16 p50 ms', 'c=16 p99 ms'],
-      rows,
-    );
   },
 };
 export default scenario;
