@@ -112,6 +112,7 @@ async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): 
     onFailure: passJob,
     dropped: (frames) => link.release(frames[0]),
     concurrency: options.concurrency,
+    batch,
     log: ctx.log,
     signal: ctx.signal,
   });
