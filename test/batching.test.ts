@@ -435,6 +435,8 @@ describe('OCR profile: text lines of several requests share recognizer batches',
         }
         const batches = await jobBatches(base, 'classify');
         assert.equal(batches.sum, requests.length - 1, 'every good job went through exactly one classify batch');
+        // Recognition is the slow stage: its backlog fills batches, so requests really were mixed.
+        assert.ok(batches.count < batches.sum, `${batches.count} classify batches for ${batches.sum} jobs`);
       } finally {
         await pipe.stop();
       }
@@ -514,6 +516,8 @@ describe('objects profile: crops of several requests share MobileNetV2 calls', {
         }
         const batches = await jobBatches(base, 'classify');
         if (size > 1) assert.equal(batches.sum, requests.length - 1, 'every good job went through exactly one classify batch');
+        // Waiting 50 ms gathers what detect lets go of meanwhile: requests really were mixed.
+        if (wait === 50) assert.ok(batches.count < batches.sum, `${batches.count} classify batches for ${batches.sum} jobs`);
       } finally {
         await pipe.stop();
         pipe = undefined;
