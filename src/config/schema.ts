@@ -308,6 +308,19 @@ const classifier = z
   })
   .strict();
 
+/**
+ * Cross-request batching of a stage: jobs of several requests go through the model together.
+ * Not to be confused with `model.batch` (crops or text lines per inference call).
+ */
+const jobBatch = z
+  .object({
+    /** Jobs (requests) gathered into one processor call at most; 1 = off: no timer, no added latency. */
+    max_size: z.number().int().min(1).max(64).default(1),
+    /** After the first job of a batch, wait at most this long for more, ms; 0 = take only the jobs already waiting. */
+    max_wait_ms: z.number().min(0).max(1000).default(2),
+  })
+  .strict();
+
 const stage = <T extends z.ZodTypeAny>(model: T) =>
   z
     .object({
@@ -315,8 +328,10 @@ const stage = <T extends z.ZodTypeAny>(model: T) =>
       threads: z.union([threads, z.literal('auto')], { error: 'expected a whole number of threads ≥ 1, or auto' }).default('auto'),
       /** This stage's weight when `threads` is auto: its share of the cores is cpu_share ÷ (detect's + classify's). */
       cpu_share: z.number().positive().max(100).default(1),
-      /** Jobs one process works on at once. */
+      /** Jobs one process works on at once (with batching: batches). */
       concurrency: z.number().int().min(1).max(64).default(1),
+      /** Cross-request batching (`batch.max_size`, `batch.max_wait_ms`). */
+      batch: jobBatch.prefault({}),
       model,
     })
     .strict();
@@ -405,3 +420,4 @@ export type RfbFacesConfig = z.infer<typeof rfbFaces>;
 /** Any object detector family (everything in the detect union that returns labelled boxes). */
 export type ObjectDetectorConfig = YoloxConfig | Yolov8Config | NanodetConfig | RfbFacesConfig;
 export type ClassifierConfig = z.infer<typeof classifier>;
+export type JobBatchConfig = z.infer<typeof jobBatch>;

@@ -68,14 +68,27 @@ export class Classifier {
    * overrides the configured crop margin (0 with the whole image reproduces the reference setup).
    */
   async classify(img: RgbImage, boxes: readonly Box[], margin = this.config.margin): Promise<{ classes: ClassScore[][]; timings: ClassifyTimings }> {
+    const { classes, timings } = await this.classifyMany([{ img, boxes }], margin);
+    return { classes: classes[0]!, timings };
+  }
+
+  /**
+   * The crops of several images (several requests, batched by the classify stage) in shared
+   * inference calls of up to `batch` crops each: one list of top-k lists per image, in order.
+   */
+  async classifyMany(
+    items: readonly { img: RgbImage; boxes: readonly Box[] }[],
+    margin = this.config.margin,
+  ): Promise<{ classes: ClassScore[][][]; timings: ClassifyTimings }> {
     const t0 = performance.now();
-    const crops = await Promise.all(boxes.map((b) => this.crop(img, b, margin)));
+    const perItem = await Promise.all(items.map(({ img, boxes }) => Promise.all(boxes.map((b) => this.crop(img, b, margin)))));
+    const crops = perItem.flat();
     const t1 = performance.now();
     const { width, height } = this.input;
     const per = width * height * 3;
     const chunk = this.input.batch ?? this.config.batch;
     const dims = (n: number) => (this.config.layout === 'nchw' ? [n, 3, height, width] : [n, height, width, 3]);
-    const classes: ClassScore[][] = [];
+    const flat: ClassScore[][] = [];
     for (let start = 0; start < crops.length; start += chunk) {
       const part = crops.slice(start, start + chunk);
       // A fixed batch axis takes exactly its size; the unused slots stay zero.
@@ -86,7 +99,13 @@ export class Classifier {
       const outputs = await this.session.run({ [this.input.name]: new ort.Tensor('float32', data, dims(n)) });
       const logits = outputByName(outputs, this.outputName).data as Float32Array;
       const k = this.names.length;
-      for (let i = 0; i < part.length; i++) classes.push(this.topK(logits.subarray(i * k, (i + 1) * k)));
+      for (let i = 0; i < part.length; i++) flat.push(this.topK(logits.subarray(i * k, (i + 1) * k)));
+    }
+    const classes: ClassScore[][][] = [];
+    let at = 0;
+    for (const c of perItem) {
+      classes.push(flat.slice(at, at + c.length));
+      at += c.length;
     }
     return { classes, timings: { crop: t1 - t0, infer: performance.now() - t1 } };
   }

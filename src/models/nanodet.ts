@@ -52,6 +52,7 @@ export async function loadNanodet(config: NanodetConfig, options: { modelsDir: s
         file,
         session,
         inputName: input.name,
+        batch: input.batch,
         geometry: { width: input.width, height: input.height, fit: 'centre', pad: config.pad, rounding: 'round' },
         labels,
         decode: gflHead(levels, nc, bins),

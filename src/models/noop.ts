@@ -18,12 +18,32 @@ export class NoopProcessor implements StageProcessor {
   }
 
   async process(job: Job): Promise<Job> {
-    if (this.decode) {
-      const img = await jobImage(job, this.maxPixels);
-      job.meta.width = img.width;
-      job.meta.height = img.height;
-    }
+    const size = await this.size(job);
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    return this.finish(job, size);
+  }
+
+  /**
+   * A synthetic batched model: one `delay_ms` for the whole batch, as one inference call would
+   * take for all of it. A bad image fails only its own job.
+   */
+  async processBatch(jobs: Job[]): Promise<PromiseSettledResult<Job>[]> {
+    const sizes = await Promise.allSettled(jobs.map((job) => this.size(job)));
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    return sizes.map((s, i) => (s.status === 'rejected' ? s : { status: 'fulfilled', value: this.finish(jobs[i]!, s.value) }));
+  }
+
+  private async size(job: Job): Promise<{ width: number; height: number } | undefined> {
+    if (!this.decode) return undefined;
+    const img = await jobImage(job, this.maxPixels);
+    return { width: img.width, height: img.height };
+  }
+
+  private finish(job: Job, size: { width: number; height: number } | undefined): Job {
+    if (size) {
+      job.meta.width = size.width;
+      job.meta.height = size.height;
+    }
     job.meta.detections ??= [];
     return job;
   }

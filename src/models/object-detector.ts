@@ -18,6 +18,8 @@ export interface DetectorParts {
   file: string;
   session: ort.InferenceSession;
   inputName: string;
+  /** The model's fixed batch size, or undefined when its batch axis is dynamic (then detectMany() batches). */
+  batch: number | undefined;
   geometry: InputGeometry;
   labels: readonly string[];
   decode: HeadDecoder;
@@ -65,25 +67,50 @@ export class ObjectDetector {
     };
   }
 
+  /** The model's fixed batch size; undefined when the batch axis is dynamic. */
+  get batch(): number | undefined {
+    return this.parts.batch;
+  }
+
   /** Detections on `img`, boxes in original-image pixels clipped to the image, best first. */
   async detect(img: Letterboxed): Promise<{ detections: Detection[]; timings: DetectTimings }> {
-    const { geometry, session, inputName, decode, labels } = this.parts;
-    if (img.width !== geometry.width || img.height !== geometry.height) {
-      throw new Error(`detect got a ${img.width}×${img.height} image for a ${geometry.width}×${geometry.height} model`);
+    const { detections, timings } = await this.detectMany([img]);
+    return { detections: detections[0]!, timings };
+  }
+
+  /**
+   * Detections on several images (all letterboxed to the same input size) in one inference call:
+   * a dynamic batch axis takes them all; a fixed one only a batch of its size, so a model with a
+   * fixed batch of 1 must be given one image at a time.
+   */
+  async detectMany(imgs: readonly Letterboxed[]): Promise<{ detections: Detection[][]; timings: DetectTimings }> {
+    const { geometry, session, inputName, batch } = this.parts;
+    for (const img of imgs) {
+      if (img.width !== geometry.width || img.height !== geometry.height) {
+        throw new Error(`detect got a ${img.width}×${img.height} image for a ${geometry.width}×${geometry.height} model`);
+      }
     }
+    const n = imgs.length;
+    if (batch !== undefined && batch !== n) throw new Error(`the model's batch is fixed at ${batch}; got ${n} images`);
     const t0 = performance.now();
+    const per = 3 * geometry.width * geometry.height;
     // A fresh tensor per call: with concurrency > 1 two runs may be in flight at once.
-    const data = fillTensor(img.data, img.width, img.height, {
-      channels: this.config.channels,
-      layout: 'nchw',
-      mean: this.config.mean,
-      std: this.config.std,
-    });
-    const input = new ort.Tensor('float32', data, [1, 3, img.height, img.width]);
+    const data = new Float32Array(n * per);
+    imgs.forEach((img, i) =>
+      fillTensor(img.data, img.width, img.height, { channels: this.config.channels, layout: 'nchw', mean: this.config.mean, std: this.config.std }, data, i * per),
+    );
+    const input = new ort.Tensor('float32', data, [n, 3, geometry.height, geometry.width]);
     const t1 = performance.now();
     const outputs = await session.run({ [inputName]: input });
     const t2 = performance.now();
-    const kept = nms(decode(outputs, this.config.score_threshold), this.config.nms_iou, this.config.max_detections);
+    const detections = imgs.map((img, i) => this.boxes(n === 1 ? outputs : itemOutputs(outputs, i, n), img));
+    for (const t of Object.values(outputs)) t.dispose();
+    return { detections, timings: { tensor: t1 - t0, infer: t2 - t1, head: performance.now() - t2 } };
+  }
+
+  /** One image's decoded, suppressed boxes, mapped back to its original pixels. */
+  private boxes(outputs: ort.InferenceSession.ReturnType, img: Letterboxed): Detection[] {
+    const kept = nms(this.parts.decode(outputs, this.config.score_threshold), this.config.nms_iou, this.config.max_detections);
     const { width: W, height: H } = img.original;
     const detections: Detection[] = [];
     for (const c of kept) {
@@ -93,15 +120,31 @@ export class ObjectDetector {
       const y2 = clamp((c.y2 - img.padY) / img.scaleY, H);
       // A box entirely in the padding has nothing left after clipping.
       if (x2 - x1 < 1 || y2 - y1 < 1) continue;
-      detections.push({ box: [x1, y1, x2, y2], score: c.score, label: labels[c.cls] ?? String(c.cls) });
+      detections.push({ box: [x1, y1, x2, y2], score: c.score, label: this.parts.labels[c.cls] ?? String(c.cls) });
     }
-    for (const t of Object.values(outputs)) t.dispose();
-    return { detections, timings: { tensor: t1 - t0, infer: t2 - t1, head: performance.now() - t2 } };
+    return detections;
   }
 
   async close(): Promise<void> {
     await this.parts.session.release();
   }
+}
+
+/**
+ * Item `i` of a batched run as if it had run alone: every output whose first axis is the batch
+ * becomes a [1, …] view of its slice, so each family's head decoder reads it unchanged.
+ */
+function itemOutputs(outputs: ort.InferenceSession.ReturnType, i: number, n: number): ort.InferenceSession.ReturnType {
+  const one: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(outputs)) {
+    if (t.dims[0] !== n || !(t.data instanceof Float32Array)) {
+      one[name] = t;
+      continue;
+    }
+    const per = t.data.length / n;
+    one[name] = new ort.Tensor('float32', t.data.subarray(i * per, (i + 1) * per), [1, ...t.dims.slice(1)]);
+  }
+  return one;
 }
 
 function clamp(v: number, max: number): number {

@@ -4,9 +4,10 @@ import { jobImage } from '../image/job-image.js';
 import { letterbox, type Letterboxed } from '../image/letterbox.js';
 import { InternalError } from '../protocol/errors.js';
 import type { Job } from '../protocol/job.js';
+import type { Detection } from '../protocol/types.js';
 import type { StageProcessor } from '../stage/processor.js';
 import { Classifier } from './classifier.js';
-import type { ObjectDetector } from './object-detector.js';
+import type { DetectTimings, ObjectDetector } from './object-detector.js';
 import { isWatched } from '../dashboard/watched.js';
 
 /** Loads the runner of one detector family (each lives in its own file, loaded on demand). */
@@ -36,7 +37,9 @@ export class ObjectDetectProcessor implements StageProcessor {
     private readonly maxPixels: number,
     /** A classifier follows in the classify stage and crops from the original pixels. */
     private readonly classifierFollows: boolean,
-  ) {}
+  ) {
+    this.processBatch = detector.batch === undefined ? (jobs) => this.detectBatch(jobs) : undefined;
+  }
 
   get name(): string {
     return this.detector.family;
@@ -52,23 +55,52 @@ export class ObjectDetectProcessor implements StageProcessor {
   }
 
   async process(job: Job): Promise<Job> {
+    const prepared = await this.prepare(job);
+    const { detections, timings } = await this.detector.detect(prepared.input);
+    return this.finish(job, prepared, detections, timings);
+  }
+
+  /**
+   * Only for a model whose batch axis is dynamic (none of the shared detectors: theirs is fixed
+   * at 1, and the stage loops over process()). Every job is decoded and letterboxed on its own,
+   * so a bad image fails alone; the rest run as one inference call.
+   */
+  readonly processBatch: ((jobs: Job[]) => Promise<PromiseSettledResult<Job>[]>) | undefined;
+
+  private async detectBatch(jobs: Job[]): Promise<PromiseSettledResult<Job>[]> {
+    const prepared = await Promise.allSettled(jobs.map((job) => this.prepare(job)));
+    const ready = prepared.flatMap((p, i) => (p.status === 'fulfilled' ? [{ job: jobs[i]!, p: p.value }] : []));
+    const found = ready.length === 0 ? undefined : await this.detector.detectMany(ready.map((r) => r.p.input));
+    let k = 0;
+    return prepared.map((p, i): PromiseSettledResult<Job> => {
+      if (p.status === 'rejected') return p;
+      const value = this.finish(jobs[i]!, p.value, found!.detections[k++]!, found!.timings);
+      return { status: 'fulfilled', value };
+    });
+  }
+
+  /** The model input of one job, and its full-size pixels when a later stage needs them. */
+  private async prepare(job: Job): Promise<{ input: Letterboxed; original?: RgbImage }> {
     const timings = job.meta.timings;
     const t0 = performance.now();
-    let original: RgbImage | undefined;
-    let input: Letterboxed;
     if (this.classifierFollows || job.meta.options.annotate || !job.image || isWatched(job.meta.stream)) {
-      original = await jobImage(job, this.maxPixels);
+      const original = await jobImage(job, this.maxPixels);
       timings.decode = performance.now() - t0;
       const t1 = performance.now();
-      input = await letterbox(original, this.detector.geometry, { maxPixels: this.maxPixels });
+      const input = await letterbox(original, this.detector.geometry, { maxPixels: this.maxPixels });
       timings.letterbox = performance.now() - t1;
-    } else {
-      // Nobody downstream needs the full-size pixels: go from the encoded bytes straight to the
-      // model's input in one sharp pass (shrink-on-load for large JPEGs).
-      input = await letterbox(job.image, this.detector.geometry, { maxPixels: this.maxPixels });
-      timings.letterbox = performance.now() - t0;
+      return { input, original };
     }
-    const { detections, timings: t } = await this.detector.detect(input);
+    // Nobody downstream needs the full-size pixels: go from the encoded bytes straight to the
+    // model's input in one sharp pass (shrink-on-load for large JPEGs).
+    const input = await letterbox(job.image, this.detector.geometry, { maxPixels: this.maxPixels });
+    timings.letterbox = performance.now() - t0;
+    return { input };
+  }
+
+  private finish(job: Job, prepared: { input: Letterboxed; original?: RgbImage }, detections: Detection[], t: DetectTimings): Job {
+    const { input, original } = prepared;
+    const timings = job.meta.timings;
     timings.tensor = t.tensor;
     timings.detect_model = t.infer;
     timings.head = t.head;
@@ -111,24 +143,49 @@ export class ClassifierProcessor implements StageProcessor {
   }
 
   async process(job: Job): Promise<Job> {
-    const chosen = (job.meta.detections ?? []).filter((d) => this.selected === 'all' || this.selected.has(d.label));
-    const info = job.meta.pixels;
-    if (chosen.length > 0) {
-      if (!job.pixels || !info) throw new InternalError('classify got detections without pixels');
-      const img: RgbImage = { data: job.pixels, width: info.width, height: info.height, channels: 3 };
-      const { classes, timings } = await this.classifier.classify(img, chosen.map((d) => d.box));
-      chosen.forEach((d, i) => {
-        d.classes = classes[i]!;
+    const [outcome] = await this.processBatch([job]);
+    if (outcome!.status === 'rejected') throw outcome!.reason;
+    return outcome!.value;
+  }
+
+  /**
+   * The crops of every job in shared classifier calls (up to `model.batch` crops each). A job
+   * whose detections come without pixels fails alone; the jobs are changed only after the
+   * inference has succeeded.
+   */
+  async processBatch(jobs: Job[]): Promise<PromiseSettledResult<Job>[]> {
+    const outcomes: PromiseSettledResult<Job>[] = [];
+    const work: { job: Job; chosen: Detection[]; img: RgbImage }[] = [];
+    for (const job of jobs) {
+      const chosen = (job.meta.detections ?? []).filter((d) => this.selected === 'all' || this.selected.has(d.label));
+      const info = job.meta.pixels;
+      if (chosen.length > 0 && (!job.pixels || !info)) {
+        outcomes.push({ status: 'rejected', reason: new InternalError('classify got detections without pixels') });
+        continue;
+      }
+      outcomes.push({ status: 'fulfilled', value: job });
+      if (chosen.length > 0) work.push({ job, chosen, img: { data: job.pixels!, width: info!.width, height: info!.height, channels: 3 } });
+    }
+    if (work.length > 0) {
+      const { classes, timings } = await this.classifier.classifyMany(work.map((w) => ({ img: w.img, boxes: w.chosen.map((d) => d.box) })));
+      work.forEach(({ job, chosen }, j) => {
+        chosen.forEach((d, i) => {
+          d.classes = classes[j]![i]!;
+        });
+        job.meta.timings.crop = timings.crop;
+        job.meta.timings.classify_model = timings.infer;
       });
-      job.meta.timings.crop = timings.crop;
-      job.meta.timings.classify_model = timings.infer;
     }
-    // Pixels stay only where the sink needs them to draw an annotated image (asked for, or a watched stream).
-    if (!job.meta.options.annotate && !isWatched(job.meta.stream)) {
-      delete job.pixels;
-      delete job.meta.pixels;
+    for (const o of outcomes) {
+      if (o.status !== 'fulfilled') continue;
+      const job = o.value;
+      // Pixels stay only where the sink needs them to draw an annotated image (asked for, or a watched stream).
+      if (!job.meta.options.annotate && !isWatched(job.meta.stream)) {
+        delete job.pixels;
+        delete job.meta.pixels;
+      }
     }
-    return job;
+    return outcomes;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Config, OcrDetConfig, OcrRecConfig } from '../config/schema.js';
+import type { RgbImage } from '../image/decode.js';
 import { jobImage } from '../image/job-image.js';
 import { InternalError } from '../protocol/errors.js';
 import type { Job } from '../protocol/job.js';
@@ -71,32 +72,58 @@ export class OcrClassifyProcessor implements StageProcessor {
   }
 
   async process(job: Job): Promise<Job> {
-    const detections = job.meta.detections ?? [];
-    const info = job.meta.pixels;
-    if (detections.length > 0) {
-      if (!job.pixels || !info) throw new InternalError('classify got text regions without pixels');
+    const [outcome] = await this.processBatch([job]);
+    if (outcome!.status === 'rejected') throw outcome!.reason;
+    return outcome!.value;
+  }
+
+  /**
+   * The lines of every job share recognizer batches (up to `model.batch` lines per call). A job
+   * whose regions come without pixels fails alone; the jobs are changed only after recognition
+   * has succeeded.
+   */
+  async processBatch(jobs: Job[]): Promise<PromiseSettledResult<Job>[]> {
+    const outcomes: PromiseSettledResult<Job>[] = [];
+    const work: { job: Job; detections: Detection[]; img: RgbImage }[] = [];
+    for (const job of jobs) {
+      const detections = job.meta.detections ?? [];
+      const info = job.meta.pixels;
+      if (detections.length > 0 && (!job.pixels || !info)) {
+        outcomes.push({ status: 'rejected', reason: new InternalError('classify got text regions without pixels') });
+        continue;
+      }
+      outcomes.push({ status: 'fulfilled', value: job });
+      if (detections.length > 0) work.push({ job, detections, img: { data: job.pixels!, width: info!.width, height: info!.height, channels: 3 } });
+    }
+    if (work.length > 0) {
       const t0 = performance.now();
-      const lines = await this.recognizer.recognize(
-        { data: job.pixels, width: info.width, height: info.height, channels: 3 },
-        detections.map((d) => ({ polygon: d.polygon!, box: d.box, score: d.score })),
+      const lines = await this.recognizer.recognizeMany(
+        work.map(({ img, detections }) => ({ img, regions: detections.map((d) => ({ polygon: d.polygon!, box: d.box, score: d.score })) })),
       );
-      job.meta.timings.recognize = performance.now() - t0;
-      const kept: Detection[] = [];
-      detections.forEach((d, i) => {
-        const line = lines[i]!;
-        if (line.text.length === 0 || line.score < this.minTextScore) return;
-        d.text = line.text;
-        d.text_score = line.score;
-        kept.push(d);
+      const ms = performance.now() - t0;
+      work.forEach(({ job, detections }, j) => {
+        job.meta.timings.recognize = ms;
+        const kept: Detection[] = [];
+        detections.forEach((d, i) => {
+          const line = lines[j]![i]!;
+          if (line.text.length === 0 || line.score < this.minTextScore) return;
+          d.text = line.text;
+          d.text_score = line.score;
+          kept.push(d);
+        });
+        job.meta.detections = kept;
       });
-      job.meta.detections = kept;
     }
-    // Pixels stay only where the sink needs them to draw an annotated image (asked for, or a watched stream).
-    if (!job.meta.options.annotate && !isWatched(job.meta.stream)) {
-      delete job.pixels;
-      delete job.meta.pixels;
+    for (const o of outcomes) {
+      if (o.status !== 'fulfilled') continue;
+      const job = o.value;
+      // Pixels stay only where the sink needs them to draw an annotated image (asked for, or a watched stream).
+      if (!job.meta.options.annotate && !isWatched(job.meta.stream)) {
+        delete job.pixels;
+        delete job.meta.pixels;
+      }
     }
-    return job;
+    return outcomes;
   }
 
   async close(): Promise<void> {

@@ -86,11 +86,21 @@ export class TextRecognizer {
   }
 
   async recognize(img: RgbImage, regions: TextRegion[]): Promise<TextLine[]> {
+    return (await this.recognizeMany([{ img, regions }]))[0]!;
+  }
+
+  /**
+   * The regions of several images (several requests, batched by the classify stage): their lines
+   * share the classifier and recognizer calls, so short lines of different images fill one batch.
+   * One list of lines per image, in order.
+   */
+  async recognizeMany(items: readonly { img: RgbImage; regions: TextRegion[] }[]): Promise<TextLine[][]> {
     this.lastTimings = { crop: 0, cls: [], rec: [], decode: 0 };
-    if (regions.length === 0) return [];
     const t0 = performance.now();
-    const lines = this.cropLines(img, regions);
+    const perItem = items.map(({ img, regions }) => (regions.length === 0 ? [] : this.cropLines(img, regions)));
+    const lines = perItem.flat();
     this.lastTimings.crop = performance.now() - t0;
+    if (lines.length === 0) return items.map(() => []);
 
     const flip: number[] = [];
     if (this.cls) {
@@ -107,7 +117,13 @@ export class TextRecognizer {
       const turned = reads[lines.length + k]!;
       if (turned.text.length > 0 && turned.score > result[i]!.score + FLIP_MARGIN) result[i] = { ...turned, upsideDown: true };
     });
-    return result;
+    const out: TextLine[][] = [];
+    let at = 0;
+    for (const l of perItem) {
+      out.push(result.slice(at, at + l.length));
+      at += l.length;
+    }
+    return out;
   }
 
   async close(): Promise<void> {

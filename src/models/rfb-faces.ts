@@ -31,6 +31,7 @@ export async function loadRfbFaces(config: RfbFacesConfig, options: { modelsDir:
         file,
         session,
         inputName: input.name,
+        batch: input.batch,
         geometry: { width: input.width, height: input.height, fit: 'stretch', pad: config.pad, rounding: 'round' },
         labels: [config.label],
         decode: rfbHead(scores.name, boxes.name, input.width, input.height),

@@ -39,6 +39,7 @@ export async function loadYolov8(config: Yolov8Config, options: { modelsDir: str
         file,
         session,
         inputName: input.name,
+        batch: input.batch,
         geometry: { width: input.width, height: input.height, fit: 'centre', pad: config.pad, rounding: 'round' },
         labels,
         decode: variant === 'v8' ? v8Head(out.name, nc) : v5Head(out.name, nc),

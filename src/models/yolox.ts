@@ -39,6 +39,7 @@ export async function loadYolox(config: YoloxConfig, options: { modelsDir: strin
         file,
         session,
         inputName: input.name,
+        batch: input.batch,
         geometry: { width: input.width, height: input.height, fit: 'top-left', pad: config.pad, rounding: 'floor' },
         labels,
         decode,

@@ -5,7 +5,7 @@ import { WorkerLink } from '../transport/worker-link.js';
 import { SocketWriter } from '../transport/writer.js';
 import { metricsServer } from '../metrics/process-metrics.js';
 import type { StageProcessor } from './processor.js';
-import { passJob, runPipe } from './run-pipe.js';
+import { passJob, runPipe, type BatchOptions } from './run-pipe.js';
 import type { StageContext, StageName } from './setup.js';
 
 export interface ForwardStageOptions {
@@ -35,10 +35,17 @@ export function workerLink(ctx: StageContext, stage: 'detect' | 'classify' | 'si
   return link;
 }
 
+/** The stage's cross-request batching (`<stage>.batch`). */
+function batchOptions(ctx: StageContext, stage: StageName): BatchOptions {
+  const section = stage === 'detect' || stage === 'classify' ? ctx.config[stage].batch : undefined;
+  return { maxSize: section?.max_size ?? 1, maxWaitMs: section?.max_wait_ms ?? 0 };
+}
+
 /** A middle stage (detect, classify): take a job, process it, pass it on. */
 export async function runForwardStage(ctx: StageContext, options: ForwardStageOptions): Promise<void> {
   if (ctx.config.transport.mode === 'broker') return runBrokerStage(ctx, options);
   const { stage, processor } = options;
+  const batch = batchOptions(ctx, stage);
   const hop = hopOptions(ctx);
   const input = pullSocket(hop);
   const output = pushSocket(hop);
@@ -53,7 +60,14 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
   await bindOrFail(input, options.from, `${stage} input`, hop.curve, ctx.log);
   connectHop(output, options.to, hop.curve);
   // Endpoints last: a processor's own facts (its model's input and output names) must not hide them.
-  ctx.ready({ ...processor.describe(), input: options.from, output: options.to, threads: options.threads, concurrency: options.concurrency });
+  ctx.ready({
+    ...processor.describe(),
+    input: options.from,
+    output: options.to,
+    threads: options.threads,
+    concurrency: options.concurrency,
+    ...batchFacts(batch, processor),
+  });
 
   const stats = await runPipe<Job>({
     stage,
@@ -62,6 +76,7 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
     emit: (job) => writer.send(encodeJob(job)),
     onFailure: passJob,
     concurrency: options.concurrency,
+    batch,
     log: ctx.log,
     signal: ctx.signal,
   });
@@ -72,13 +87,22 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
 async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): Promise<void> {
   const { stage, processor } = options;
   if (stage !== 'detect' && stage !== 'classify') throw new Error(`${stage} is not a forward stage`);
-  const link = workerLink(ctx, stage, options.concurrency);
+  const batch = batchOptions(ctx, stage);
+  // Credit is jobs held at once: enough for `concurrency` full batches, or no batch could fill.
+  const link = workerLink(ctx, stage, options.concurrency * batch.maxSize);
   ctx.onClose(async () => {
     await link.close();
     await processor.close();
   });
   link.start();
-  ctx.ready({ ...processor.describe(), broker: ctx.config.broker[stage], replica: link.name, threads: options.threads, concurrency: options.concurrency });
+  ctx.ready({
+    ...processor.describe(),
+    broker: ctx.config.broker[stage],
+    replica: link.name,
+    threads: options.threads,
+    concurrency: options.concurrency,
+    ...batchFacts(batch, processor),
+  });
 
   const stats = await runPipe<Job>({
     stage,
@@ -88,8 +112,15 @@ async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): 
     onFailure: passJob,
     dropped: (frames) => link.release(frames[0]),
     concurrency: options.concurrency,
+    batch,
     log: ctx.log,
     signal: ctx.signal,
   });
   ctx.log.info(stats, `${stage} stopped`);
+}
+
+/** The ready line's batching facts: only when batching is on, and whether the model really batches. */
+function batchFacts(batch: BatchOptions, processor: StageProcessor): Record<string, unknown> {
+  if (batch.maxSize <= 1) return {};
+  return { batch_max_size: batch.maxSize, batch_max_wait_ms: batch.maxWaitMs, batched_inference: processor.processBatch !== undefined };
 }

@@ -12,6 +12,15 @@ export interface StageProcessor<In = Job, Out = Job> {
   /** Facts for the stage's ready line: model file, input size, threads. */
   describe(): Record<string, unknown>;
   process(input: In): Promise<Out>;
+  /**
+   * Several jobs at once, for a stage with `batch.max_size` > 1: the jobs share inference calls
+   * (crops or text lines of several requests in one model run). One outcome per input, in input
+   * order; a job that fails on its own (a bad image) is a rejected entry and fails only itself.
+   * Throwing fails nobody: the stage then runs process() on each job instead, so each gets its
+   * own outcome. An implementation must therefore leave the jobs untouched until its inference
+   * has succeeded. Absent (a model with a fixed batch of 1): the stage loops over process().
+   */
+  processBatch?(inputs: In[]): Promise<PromiseSettledResult<Out>[]>;
   /** Releases models and buffers. Called once, after the last process() has settled. */
   close(): Promise<void>;
 }

@@ -11,7 +11,11 @@ export interface LinkSettings extends HopOptions {
   stage: string;
   /** The broker's rendezvous point for that stage. */
   endpoint: string;
-  /** Jobs taken at once: the credit announced in READY. */
+  /**
+   * Jobs held at once: the credit announced in READY, and the cap the broker keeps it under. A
+   * stage that batches across requests passes concurrency × batch size: with less, the broker
+   * would never hand it enough jobs to fill a batch.
+   */
   concurrency: number;
   heartbeatMs: number;
   liveness: number;
