@@ -44,6 +44,12 @@ export function frameName(fn: string, url: string, line: number): string {
   return where.endsWith('.ts') ? `${name} ${where}` : `${name} ${where}:${line + 1}`;
 }
 
+/** The location part of a frame name from frameName ("src/x.ts", "node:timers:438", "wasm://…"), or '' for native frames. */
+export function frameLocation(frame: string): string {
+  const at = frame.slice(frame.lastIndexOf(' ') + 1);
+  return frame.includes(' ') && /[/:]/.test(at) ? at : '';
+}
+
 /**
  * Folds the samples taken between `fromUs` and `toUs` (hrtime µs; default the whole profile)
  * into stacks. "(idle)" samples are counted but left out of the stacks, so the graph shows what
@@ -92,6 +98,35 @@ export function foldProfile(profile: CpuProfile, fromUs = -Infinity, toUs = Infi
   return { stacks, total, idle, self, windowMs: total ? (last - first) / 1000 : 0 };
 }
 
+/**
+ * Where a sample's time goes, by the leaf's package. A native or WebAssembly leaf is charged to
+ * the nearest JavaScript frame that called it, marked "(native)" or "(wasm)": V8 names an addon's
+ * C++ entry point but not its file, and wasm frames only by number.
+ */
+export function selfArea(stack: string): string {
+  const frames = stack.split(';');
+  const leaf = frames[frames.length - 1]!;
+  if (leaf === '(garbage collector)') return 'GC';
+  if (leaf === '(program)') return '(program): V8/native outside JS';
+  let via = '';
+  for (let i = frames.length - 1; i >= 0; i--) {
+    const at = frameLocation(frames[i]!);
+    if (!at) {
+      via ||= ' (native)';
+      continue;
+    }
+    if (at.startsWith('wasm://')) {
+      via = ' (wasm)';
+      continue;
+    }
+    if (at.startsWith('node:')) return `${at.replace(/:\d+$/, '')}${via}`;
+    if (/^(src|stages|scripts|bench)\//.test(at)) return `framepipe ${at}${via}`;
+    const parts = at.split('/');
+    return `${parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]}${via}`;
+  }
+  return 'native (no JS caller)';
+}
+
 /** The flamegraph.pl input: one "frame;frame;frame count" line per distinct stack. */
 export function foldedText(folded: Folded): string {
   return [...folded.stacks].map(([s, n]) => `${s} ${n}`).join('\n') + '\n';
@@ -107,17 +142,18 @@ const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').
 
 /**
  * Colour by where the frame lives, so the layers read at a glance: this project's code orange,
- * npm packages yellow, Node's own JavaScript aqua, V8/native (program, GC, addons' entry
- * points) red. The hue varies a little with the name so neighbours stay distinguishable.
+ * npm packages yellow, Node's own JavaScript aqua, WebAssembly (opencv.js) purple, V8/native
+ * (program, GC, addons' entry points) red. The hue varies a little with the name so neighbours stay distinguishable.
  */
 function colour(name: string): string {
   let h = 0;
   for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
   const jitter = (h % 1000) / 1000;
-  const at = name.slice(name.lastIndexOf(' ') + 1);
+  const at = frameLocation(name);
+  if (!at) return `rgb(${200 + Math.round(55 * jitter)},${60 + Math.round(40 * jitter)},${50 + Math.round(30 * jitter)})`; // native / V8 / GC
   if (/^(src|stages|scripts|bench)\//.test(at)) return `rgb(${230 + Math.round(25 * jitter)},${120 + Math.round(50 * jitter)},40)`; // framepipe
   if (at.startsWith('node:')) return `rgb(${80 + Math.round(40 * jitter)},${190 + Math.round(40 * jitter)},${190 + Math.round(40 * jitter)})`; // Node's JS
-  if (!name.includes(' ')) return `rgb(${200 + Math.round(55 * jitter)},${60 + Math.round(40 * jitter)},${50 + Math.round(30 * jitter)})`; // native / V8
+  if (at.startsWith('wasm://')) return `rgb(${160 + Math.round(40 * jitter)},${120 + Math.round(40 * jitter)},220)`; // WebAssembly
   return `rgb(${220 + Math.round(35 * jitter)},${200 + Math.round(40 * jitter)},${60 + Math.round(40 * jitter)})`; // npm packages
 }
 
@@ -187,7 +223,7 @@ export function renderFlameGraph(stacks: Map<string, number>, options: RenderOpt
     `<text x="${width / 2}" y="22" text-anchor="middle" style="font-size:15px">${escapeXml(options.title)}</text>`,
     options.subtitle ? `<text x="${width / 2}" y="40" text-anchor="middle" style="fill:#555">${escapeXml(options.subtitle)}</text>` : '',
     ...out,
-    `<text x="${pad}" y="${height - 10}" style="fill:#555">colours: orange framepipe (src/, stages/) · yellow npm packages · aqua Node's own JavaScript · red V8 / native. Width = share of busy samples; hover a box for its name and share.</text>`,
+    `<text x="${pad}" y="${height - 10}" style="fill:#555">colours: orange framepipe (src/, stages/) · yellow npm packages · aqua Node's own JavaScript · purple WebAssembly · red V8 / native / GC. Width = share of busy samples; hover a box for its name and share.</text>`,
     `</svg>`,
     '',
   ].join('\n');

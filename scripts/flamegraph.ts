@@ -21,7 +21,7 @@ import { expandImages } from '../src/cli/files.js';
 import { launchPipeline } from '../src/cli/launcher.js';
 import { packageRoot } from '../src/config/load.js';
 import { freePorts, loopbackTransport } from '../src/transport/ports.js';
-import { foldProfile, foldedText, renderFlameGraph, type CpuProfile, type Folded } from './flamegraph-svg.js';
+import { foldProfile, foldedText, renderFlameGraph, selfArea, type CpuProfile, type Folded } from './flamegraph-svg.js';
 import { threadCpu, threadCpuDelta, type ThreadCpu } from './proc-stats.js';
 
 const HELP = `usage: npm run flamegraph -- [options]
@@ -126,24 +126,6 @@ if (opts.keep) mkdirSync(opts.keep, { recursive: true });
 const files = readdirSync(profDir);
 const pct = (n: number, of: number) => `${((100 * n) / Math.max(1, of)).toFixed(1)} %`;
 
-/** Where a sample's time goes, by the leaf's package (a native leaf is charged to the JS frame that called it). */
-function area(stack: string): string {
-  const frames = stack.split(';');
-  const leaf = frames[frames.length - 1]!;
-  if (leaf === '(garbage collector)') return 'GC';
-  if (leaf === '(program)') return '(program): V8/native outside JS';
-  for (let i = frames.length - 1; i >= 0; i--) {
-    const at = frames[i]!.slice(frames[i]!.lastIndexOf(' ') + 1);
-    if (!frames[i]!.includes(' ')) continue; // a native frame: look at its caller
-    const native = i < frames.length - 1 ? ' (native)' : '';
-    if (at.startsWith('node:')) return `${at.replace(/:\d+$/, '')}${native}`;
-    if (/^(src|stages|scripts|bench)\//.test(at)) return `framepipe ${at.replace(/:\d+$/, '')}${native}`;
-    const parts = at.split('/');
-    return `${parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]}${native}`;
-  }
-  return 'native (no JS caller)';
-}
-
 const report: string[] = [];
 report.push(`## ${profile}\n`);
 report.push(
@@ -173,7 +155,7 @@ pipeline.procs.forEach((proc, i) => {
   report.push(`### ${proc.stage}\n`);
   report.push(`Main thread busy ${pct(busy, folded.total)} of ${(folded.windowMs / 1000).toFixed(1)} s (${busy} of ${folded.total} samples). [flame graph](flamegraphs/${name}.svg)\n`);
   const areas = new Map<string, number>();
-  for (const [stack, n] of folded.stacks) areas.set(area(stack), (areas.get(area(stack)) ?? 0) + n);
+  for (const [stack, n] of folded.stacks) areas.set(selfArea(stack), (areas.get(selfArea(stack)) ?? 0) + n);
   report.push('| where the main thread was busy (self time by package) | share of busy |\n|---|---|');
   for (const [a, n] of [...areas].sort((x, y) => y[1] - x[1]).slice(0, 8)) report.push(`| ${a} | ${pct(n, busy)} |`);
   report.push('\n| top self-time frames | share of busy |\n|---|---|');

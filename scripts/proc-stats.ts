@@ -27,10 +27,11 @@ export type ThreadCpu = Map<string, number>;
 const TICKS_PER_SECOND = 100; // USER_HZ: the unit of utime/stime in /proc/PID/task/TID/stat on Linux.
 
 /**
- * CPU time of every thread of a process, grouped by thread name (/proc/PID/task/TID/comm):
- * the main JavaScript thread is named after the process ("node"), libuv's pool "libuv-worker",
- * V8's helpers "V8 Worker" …, onnxruntime's intra-op pool inherits "node" unless it renames them,
- * so the main thread is reported apart as "(main JS thread)".
+ * CPU time of every thread of a process, grouped by thread name (/proc/PID/task/TID/comm). On
+ * Node 20 the main thread and every unnamed helper are all called "node" (libuv's pool, V8's
+ * platform workers, onnxruntime's intra-op pool), so the main thread — the one --cpu-prof
+ * samples — is reported apart as "(main JS thread)". Named ones: "libvips worker" (sharp),
+ * "ZMQbg/IO/0" (zeromq's I/O thread), "v8:ProfEvntProc" (the profiler itself).
  */
 export function threadCpu(pid: number): ThreadCpu | undefined {
   let tids: string[];
