@@ -18,7 +18,9 @@ export function memoryStatus(pid: number): MemoryStatus | undefined {
     return undefined;
   }
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-  return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
+  const status = { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
+  // A process that has exited but not been reaped (a zombie) still has a status file, without Vm lines.
+  return Number.isFinite(status.rssKiB) ? status : undefined;
 }
 
 /** CPU seconds (user + system) per thread name, summed over the threads that share it. */

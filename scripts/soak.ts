@@ -163,15 +163,21 @@ let ok = 0;
 const errors: Record<string, number> = {};
 let replies = 0;
 let crashed: string | undefined;
-void pipeline.firstExit.then((e) => (crashed = `${e.stage} exited (${e.signal ?? `code ${e.code}`})`));
+let interrupted = false;
+// A stage that exits on its own is a failure; after Ctrl-C the stages got the SIGINT too.
+void pipeline.firstExit.then((e) => {
+  if (!interrupted) crashed = `${e.stage} exited (${e.signal ?? `code ${e.code}`})`;
+});
 
 const durationMs = minutes * 60_000;
 const t0 = performance.now();
 const elapsed = () => (performance.now() - t0) / 1000;
 let stopping = false;
 process.once('SIGINT', () => {
-  console.error('soak: SIGINT, finishing early');
-  stopping = true;
+  console.error('soak: SIGINT, finishing early (the run counts as failed)');
+  interrupted = stopping = true;
+  // The stages stop too; whatever they no longer answer is given up on after 5 s.
+  setTimeout(() => void client.close(), 5000).unref();
 });
 
 // Closed loop: `concurrency` workers, each sending the next image as soon as its reply is in.
@@ -248,6 +254,7 @@ const rows = names.map((stage) => {
 });
 
 const mib = (kib: number | undefined) => (kib === undefined ? '–' : (kib / 1024).toFixed(1));
+const signed = (n: number, digits: number) => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(digits)}` : '–');
 const heap = (b: number | null) => (b === null ? '–' : (b / MiB).toFixed(1));
 const steadyTick = ticks.find((k) => k.t >= steadyFrom) ?? ticks[0]!;
 const steadyRate = (replies - steadyTick.replies) / Math.max(1e-9, seconds - steadyTick.t);
@@ -262,7 +269,7 @@ console.log('| stage | RSS at steady start MiB | RSS at end MiB | end − start 
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r.stage} | ${mib(r.first?.rssKiB)} | ${mib(r.last?.rssKiB)} | ${r.growth >= 0 ? '+' : ''}${r.growth.toFixed(1)} | ${r.perMin >= 0 ? '+' : ''}${r.perMin.toFixed(2)} | ${r.peak.toFixed(1)} | ${heap(r.heapStart)} → ${heap(r.heapEnd)} | ${r.grows ? '**grows**' : 'flat'} |`,
+    `| ${r.stage} | ${mib(r.first?.rssKiB)} | ${mib(r.last?.rssKiB)} | ${signed(r.growth, 1)} | ${signed(r.perMin, 2)} | ${Number.isFinite(r.peak) ? r.peak.toFixed(1) : '–'} | ${heap(r.heapStart)} → ${heap(r.heapEnd)} | ${r.grows ? '**grows**' : 'flat'} |`,
   );
 }
 console.log(`\nthresholds: a stage "grows" when its slope > ${maxSlope} MiB/min and end − start > ${maxGrowth} MiB`);
@@ -278,6 +285,7 @@ if (opts.out) {
 }
 
 const problems = [
+  ...(interrupted ? ['interrupted (SIGINT)'] : []),
   ...(crashed ? [crashed] : []),
   ...(failed ? [`${failed} request(s) failed or went unanswered`] : []),
   ...(replies + unanswered !== sent ? [`${sent} sent but ${replies} replies and ${unanswered} unanswered`] : []),
