@@ -7,6 +7,10 @@
 // (after --warmup), at the end, the end − start difference and the least-squares slope over
 // the steady part.
 //
+// Every request is counted: ok, failed by error code, or unanswered (the client's 60 s timeout).
+// The TS Client matches replies by id and drops one it no longer waits for, so a duplicate
+// reply is not visible here; `npm run chaos` (bench/counted-load.ts) counts those.
+//
 // Exit code (so it can gate a release): 1 if any request failed or went unanswered, if a stage
 // exited, or if any stage's RSS grew — slope above --max-slope MiB/min (default 1) AND end − start
 // above --max-growth MiB (default 8). Both must hold: the slope alone is noisy on short runs and
