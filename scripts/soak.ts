@@ -2,7 +2,8 @@
 //
 // A memory soak, not a test: launches the whole pipeline on free loopback ports, keeps it
 // saturated with the TS Client on real images for --minutes, and samples every stage's resident
-// set (VmRSS, /proc/PID/status) and V8 heap (the stage's own /metrics) every --interval seconds.
+// set (VmRSS, /proc/PID/status) and V8 heap and external memory (the stage's own /metrics) every
+// --interval seconds.
 // Prints throughput, errors by code, and per stage the RSS at the start of the steady state
 // (after --warmup), at the end, the end − start difference and the least-squares slope over
 // the steady part.
@@ -105,19 +106,35 @@ interface Sample {
   pid: number;
   rssKiB: number;
   hwmKiB: number;
-  /** V8 heap in use (nodejs_heap_size_used_bytes), when the stage serves metrics. */
+  /** V8 heap in use / committed, and memory outside it held by JS objects (Buffers), from the stage's /metrics; null without metrics. */
   heapBytes: number | null;
+  heapTotalBytes: number | null;
+  externalBytes: number | null;
 }
 
-/** A stage's V8 heap from its own Prometheus endpoint: cheap, and no inspector needed. */
-async function heapUsed(metricsUrl: unknown): Promise<number | null> {
-  if (typeof metricsUrl !== 'string') return null;
+interface V8Memory {
+  heapBytes: number | null;
+  heapTotalBytes: number | null;
+  externalBytes: number | null;
+}
+
+/**
+ * A stage's V8 memory from its own Prometheus endpoint: cheap, and no inspector needed. With RSS
+ * beside it this tells where growth would be: the JS heap, Buffers (external), or native code.
+ */
+async function v8Memory(metricsUrl: unknown): Promise<V8Memory> {
+  const none = { heapBytes: null, heapTotalBytes: null, externalBytes: null };
+  if (typeof metricsUrl !== 'string') return none;
   try {
     const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(2000) });
-    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? ([\d.e+]+)$/m.exec(await res.text());
-    return m ? Number(m[1]) : null;
+    const text = await res.text();
+    const gauge = (name: string) => {
+      const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+]+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : null;
+    };
+    return { heapBytes: gauge('nodejs_heap_size_used_bytes'), heapTotalBytes: gauge('nodejs_heap_size_total_bytes'), externalBytes: gauge('nodejs_external_memory_bytes') };
   } catch {
-    return null;
+    return none;
   }
 }
 
@@ -207,10 +224,10 @@ const ticks: { t: number; replies: number }[] = [];
 async function sample(): Promise<void> {
   const t = elapsed();
   ticks.push({ t, replies });
-  const heaps = await Promise.all(pipeline.procs.map((p) => heapUsed(p.facts.metrics)));
+  const v8 = await Promise.all(pipeline.procs.map((p) => v8Memory(p.facts.metrics)));
   pipeline.procs.forEach((p, i) => {
     const mem = p.child.pid === undefined ? undefined : memoryStatus(p.child.pid);
-    if (mem) samples.push({ t, stage: names[i]!, pid: p.child.pid!, rssKiB: mem.rssKiB, hwmKiB: mem.hwmKiB, heapBytes: heaps[i]! });
+    if (mem) samples.push({ t, stage: names[i]!, pid: p.child.pid!, rssKiB: mem.rssKiB, hwmKiB: mem.hwmKiB, ...v8[i]! });
   });
   const now = samples.filter((s) => s.t === t);
   const rss = now.map((s) => `${s.stage} ${(s.rssKiB / 1024).toFixed(0)}`).join(', ');
@@ -253,8 +270,10 @@ const rows = names.map((stage) => {
   const growth = first && last ? (last.rssKiB - first.rssKiB) / 1024 : NaN;
   const heapStart = first?.heapBytes ?? null;
   const heapEnd = last?.heapBytes ?? null;
+  const externalStart = first?.externalBytes ?? null;
+  const externalEnd = last?.externalBytes ?? null;
   const grows = perMin > maxSlope && growth > maxGrowth;
-  return { stage, first, last, perMin, growth, heapStart, heapEnd, peak: Math.max(...all.map((s) => s.hwmKiB)) / 1024, grows };
+  return { stage, first, last, perMin, growth, heapStart, heapEnd, externalStart, externalEnd, peak: Math.max(...all.map((s) => s.hwmKiB)) / 1024, grows };
 });
 
 const mib = (kib: number | undefined) => (kib === undefined ? '–' : (kib / 1024).toFixed(1));
@@ -269,11 +288,11 @@ console.log(`\nsoak: profile ${profile}, ${seconds.toFixed(0)} s, concurrency ${
 console.log(
   `requests ${sent}, replies ${replies}, ok ${ok}, errors ${failed}${failed ? ` {${Object.entries(errors).map(([c, n]) => `${c}: ${n}`).join(', ')}}` : ''}, unanswered ${unanswered}; ${(replies / seconds).toFixed(1)} replies/s overall, ${steadyRate.toFixed(1)}/s in the steady state\n`,
 );
-console.log('| stage | RSS at steady start MiB | RSS at end MiB | end − start MiB | slope MiB/min | peak RSS (VmHWM) MiB | heap used start → end MiB | verdict |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('| stage | RSS at steady start MiB | RSS at end MiB | end − start MiB | slope MiB/min | peak RSS (VmHWM) MiB | heap used start → end MiB | external (Buffers) start → end MiB | verdict |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r.stage} | ${mib(r.first?.rssKiB)} | ${mib(r.last?.rssKiB)} | ${signed(r.growth, 1)} | ${signed(r.perMin, 2)} | ${Number.isFinite(r.peak) ? r.peak.toFixed(1) : '–'} | ${heap(r.heapStart)} → ${heap(r.heapEnd)} | ${r.grows ? '**grows**' : 'flat'} |`,
+    `| ${r.stage} | ${mib(r.first?.rssKiB)} | ${mib(r.last?.rssKiB)} | ${signed(r.growth, 1)} | ${signed(r.perMin, 2)} | ${Number.isFinite(r.peak) ? r.peak.toFixed(1) : '–'} | ${heap(r.heapStart)} → ${heap(r.heapEnd)} | ${heap(r.externalStart)} → ${heap(r.externalEnd)} | ${r.grows ? '**grows**' : 'flat'} |`,
   );
 }
 console.log(`\nthresholds: a stage "grows" when its slope > ${maxSlope} MiB/min and end − start > ${maxGrowth} MiB`);
@@ -282,7 +301,10 @@ if (opts.out) {
   if (opts.out.endsWith('.json')) {
     writeFileSync(opts.out, JSON.stringify({ profile, concurrency, intervalS, steadyFrom, seconds, sent, replies, ok, errors, samples }, null, 1));
   } else {
-    const lines = ['t_s,stage,pid,rss_kib,hwm_kib,heap_used_bytes', ...samples.map((s) => `${s.t.toFixed(2)},${s.stage},${s.pid},${s.rssKiB},${s.hwmKiB},${s.heapBytes ?? ''}`)];
+    const lines = [
+      't_s,stage,pid,rss_kib,hwm_kib,heap_used_bytes,heap_total_bytes,external_bytes',
+      ...samples.map((s) => `${s.t.toFixed(2)},${s.stage},${s.pid},${s.rssKiB},${s.hwmKiB},${s.heapBytes ?? ''},${s.heapTotalBytes ?? ''},${s.externalBytes ?? ''}`),
+    ];
     writeFileSync(opts.out, `${lines.join('\n')}\n`);
   }
   console.error(`soak: samples written to ${opts.out}`);
