@@ -52,12 +52,14 @@ const scenario: Scenario = {
     const refs = keep.where((s) => s !== 'framepipe pipeline') as (SweepRow & { rss: RssSummary })[];
     const top = best(pipelineRows);
     const loop = best(refs);
+    // The issue's reference is one process; several loop processes side by side are shown too.
+    const single = best(refs.filter((r) => r.system.includes('1 process')));
     const markdown = [
       sweepTable(keep.all()),
       '',
       `${roundsNote(rounds)} ${CPU_NOTE}`,
       '',
-      `Saturation throughput: pipeline ${top.perSecond.toFixed(1)} images/s (c=${top.concurrency}); best hand-written loop ${loop.perSecond.toFixed(1)} (${loop.system}): **${(top.perSecond / loop.perSecond).toFixed(2)}×**.`,
+      `Saturation throughput: pipeline ${top.perSecond.toFixed(1)} images/s (c=${top.concurrency}); best single-process loop ${single.perSecond.toFixed(1)} (${single.system}): **${(top.perSecond / single.perSecond).toFixed(2)}×**; best of all loops ${loop.perSecond.toFixed(1)} (${loop.system}): **${(top.perSecond / loop.perSecond).toFixed(2)}×**.`,
       '',
       cpuCeilingLine([{ label: 'pipeline', row: top }, { label: 'loop', row: loop }]),
       '',
