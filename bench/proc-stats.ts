@@ -2,6 +2,7 @@
 // resident memory from /proc/PID/status. The bench reads them from outside so the stages carry
 // no bench-only code, and the numbers include everything the process does (GC, libuv, ORT, vips).
 import { readFileSync } from 'node:fs';
+import { memoryStatus } from '../scripts/proc-stats.js';
 
 /** Clock ticks per second of utime/stime in /proc/PID/stat: USER_HZ, 100 on every Linux that node supports. */
 const USER_HZ = 100;
@@ -19,15 +20,10 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
-/** VmRSS (now) and VmHWM (peak so far) of a process, MiB; NaN where /proc is unreadable. */
+/** VmRSS (now) and VmHWM (peak so far) of a process, MiB; NaN where /proc is unreadable (the reader is the soak's). */
 export function memoryMiB(pid: number): { rss: number; hwm: number } {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
-    return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
-  } catch {
-    return { rss: NaN, hwm: NaN };
-  }
+  const status = memoryStatus(pid);
+  return status ? { rss: status.rssKiB / 1024, hwm: status.hwmKiB / 1024 } : { rss: NaN, hwm: NaN };
 }
 
 export interface Watched {
