@@ -11,4 +11,5 @@ COPY stages ./stages
 COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
 COPY samples ./samples
 COPY tsconfig.json ./
-ENTRYPOINT ["node", "--initial-old-space-size=256", "--import", "tsx"]
+# Node flags of a stage come first in its command (stageNodeFlags in src/cli/launcher.ts).
+ENTRYPOINT ["node", "--import", "tsx"]
