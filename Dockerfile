@@ -11,5 +11,4 @@ COPY stages ./stages
 COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
 COPY samples ./samples
 COPY tsconfig.json ./
-# Node flags of a stage come first in its command (stageNodeFlags in src/cli/launcher.ts).
 ENTRYPOINT ["node", "--import", "tsx"]

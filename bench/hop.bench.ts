@@ -6,7 +6,6 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
 import { freePorts } from '../src/transport/ports.js';
-import { stageNodeFlags } from '../src/cli/launcher.js';
 import { table, type Scenario } from './lib.js';
 
 interface PeerReport {
@@ -17,7 +16,7 @@ interface PeerReport {
 async function hop(endpoint: string, size: number, count: number): Promise<{ sendUs: number } & PeerReport> {
   const warmup = Math.floor(count / 10);
   const peer = fork(fileURLToPath(new URL('./hop-peer.ts', import.meta.url)), [endpoint, String(count), String(warmup)], {
-    execArgv: [...stageNodeFlags('detect'), '--import', 'tsx'],
+    execArgv: ['--import', 'tsx'],
   });
   const messages: unknown[] = [];
   const next = () => new Promise<unknown>((resolve) => (messages.length ? resolve(messages.shift()) : peer.once('message', resolve)));

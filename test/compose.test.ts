@@ -9,8 +9,6 @@ import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import { metricsPort, type MeteredProcess } from '../src/metrics/ports.js';
 import type { Config } from '../src/config/schema.js';
-import { stageNodeFlags } from '../src/cli/launcher.js';
-import type { ProcessName } from '../src/stage/setup.js';
 import { repoRoot } from './helpers.js';
 
 const PROCESSES = ['broker', 'classify', 'detect', 'ingest', 'sink'];
@@ -47,9 +45,8 @@ describe('compose.yaml', () => {
     assert.deepEqual(Object.keys(doc.services).sort(), PROCESSES);
     const broker = checkEnvironment('broker', doc.services.broker!.environment);
     for (const [name, service] of Object.entries(doc.services)) {
-      // Node flags first, as the launcher passes them (src/cli/launcher.ts), then the stage file.
-      const entry = service.command.at(-1)!;
-      assert.deepEqual(service.command, [...stageNodeFlags(name as ProcessName), `stages/${name}.ts`]);
+      const entry = service.command[0]!;
+      assert.deepEqual(service.command, [`stages/${name}.ts`]);
       assert.ok(existsSync(path.join(repoRoot, entry)), `${entry} exists`);
       const config = checkEnvironment(name, service.environment);
       assert.equal(config.transport.mode, 'broker', `${name} runs in broker mode`);
@@ -88,8 +85,8 @@ describe('deploy/k8s', () => {
     for (const d of deployments) {
       const name = d.metadata.name.replace('framepipe-', '');
       const container = d.spec.template.spec.containers[0];
-      assert.deepEqual(container.args, [...stageNodeFlags(name as ProcessName), `stages/${name}.ts`]);
-      assert.ok(existsSync(path.join(repoRoot, container.args.at(-1)!)));
+      assert.deepEqual(container.args, [`stages/${name}.ts`]);
+      assert.ok(existsSync(path.join(repoRoot, container.args[0]!)));
       const env: Record<string, string> = { ...configMap.data };
       for (const e of container.env ?? []) env[e.name] = e.value;
       assert.ok((container.envFrom ?? []).some((f: any) => f.configMapRef?.name === configMap.metadata.name), `${name} reads the ConfigMap`);

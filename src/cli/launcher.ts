@@ -43,25 +43,9 @@ export class LaunchError extends Error {
   }
 }
 
-/**
- * V8 flags a stage process starts with (compose.yaml and deploy/k8s pass the same; a test checks).
- * zeromq.js hands each received frame over as an external Buffer and reports its size to V8,
- * which counts it against the old generation's limit: with the small default limit of a fresh
- * process, 100 KB images forced a full mark-compact about every 100 ms (40-50 per 3,000 images
- * per stage). A stage that holds a frame only while it works on it frees it in the next
- * scavenge, so a larger starting limit costs it little memory: measured on the noop profile,
- * 100 KB at c=16, CPU per image per stage 520-670 µs → 190-320 µs (docs/benchmarks.md,
- * transport). Not for ingest and the broker: they keep every job's frames until it is answered
- * (to send it again after a restart), so those frames outlive scavenges and, with the raised
- * limit, waited for a mark-compact — a 10-minute OCR soak saw ingest's RSS climb 102 → 169 MiB.
- */
-export function stageNodeFlags(stage: ProcessName): string[] {
-  return stage === 'detect' || stage === 'classify' || stage === 'sink' ? ['--initial-old-space-size=256'] : [];
-}
-
 /** The command line of one stage process: node, its flags, the tsx hook, the stage file and config flags. */
 export function stageArgv(stage: ProcessName, flags: ConfigFlags, extraNodeArgs: string[] = []): string[] {
-  return [...stageNodeFlags(stage), ...extraNodeArgs, '--import', tsxHook, stageFile(stage), ...toArgv(flags)];
+  return [...extraNodeArgs, '--import', tsxHook, stageFile(stage), ...toArgv(flags)];
 }
 
 export function stageFile(stage: ProcessName): string {
