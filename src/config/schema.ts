@@ -136,6 +136,8 @@ const ocrRec = z
     direction_threshold: z.number().min(0).max(1).default(0.9),
     /** Lines recognised per inference call at most. */
     batch: z.number().int().min(1).max(256).default(16),
+    /** Lines narrower than this (pixels at the model's 48-pixel height) are padded to it. */
+    min_width: z.number().int().min(32).max(4096).default(96),
     /** Lines whose recognition confidence falls below this are dropped. */
     min_text_score: z.number().min(0).max(1).default(0.5),
   })

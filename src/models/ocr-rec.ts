@@ -33,7 +33,6 @@ export interface RecTimings {
 }
 
 const HEIGHT = 48;
-const MIN_WIDTH = 320;
 const CLS_WIDTH = 192;
 const REC_OUTPUT = 'softmax_11.tmp_0';
 const CLS_OUTPUT = 'softmax_0.tmp_0';
@@ -81,6 +80,7 @@ export class TextRecognizer {
       direction: this.files.cls === undefined ? null : path.basename(this.files.cls),
       direction_threshold: this.cfg.direction_threshold,
       batch: this.cfg.batch,
+      min_width: this.cfg.min_width,
       threads: this.threads,
     };
   }
@@ -178,7 +178,7 @@ export class TextRecognizer {
     const batches: number[][] = [];
     for (const i of order) {
       const batch = batches[batches.length - 1];
-      const first = batch === undefined ? 0 : Math.max(MIN_WIDTH, lines[batch[0]!]!.width);
+      const first = batch === undefined ? 0 : Math.max(this.cfg.min_width, lines[batch[0]!]!.width);
       if (batch && batch.length < this.cfg.batch && lines[i]!.width <= first * 1.25) batch.push(i);
       else batches.push([i]);
     }
@@ -186,7 +186,7 @@ export class TextRecognizer {
     for (const idx of batches) {
       const maxWidth = Math.max(...idx.map((i) => lines[i]!.width));
       // A multiple of 8 keeps every CTC step exactly 8 input columns wide.
-      const width = Math.ceil(Math.max(MIN_WIDTH, maxWidth) / 8) * 8;
+      const width = Math.ceil(Math.max(this.cfg.min_width, maxWidth) / 8) * 8;
       const item = 3 * HEIGHT * width;
       // Zero after normalisation is the padding PaddleOCR uses.
       const input = new Float32Array(idx.length * item);
