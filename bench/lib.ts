@@ -77,20 +77,28 @@ export async function offerLoad(endpoint: string, images: Buffer[], concurrency:
  * number in flight.
  */
 export async function offerRate(endpoint: string, images: Buffer[], rate: number, count: number): Promise<LoadResult> {
+  const r = await offerSchedule(endpoint, images, Array.from({ length: count }, (_, i) => (i * 1000) / rate), `${rate}/s offered`);
+  return { ...r, concurrency: rate };
+}
+
+/**
+ * Open loop on a given schedule: request i leaves at `offsetsMs[i]` after the start, whatever
+ * the replies do. Latencies come back in arrival order (`latencies`) so rounds can be pooled.
+ */
+export async function offerSchedule(endpoint: string, images: Buffer[], offsetsMs: number[], label = 'open loop'): Promise<LoadResult & { latencies: number[] }> {
   const client = new Client(endpoint, { window: 100_000, timeoutMs: 120_000 });
-  const latencies: number[] = [];
+  const latencies: number[] = new Array(offsetsMs.length).fill(NaN);
   let errors = 0;
   const pending: Promise<void>[] = [];
-  const progress = createProgress(count, `requests (${rate}/s offered)`);
+  const progress = createProgress(offsetsMs.length, `requests (${label})`);
   const t0 = performance.now();
-  for (let i = 0; i < count; i++) {
-    const due = t0 + (i * 1000) / rate;
-    const wait = due - performance.now();
+  for (let i = 0; i < offsetsMs.length; i++) {
+    const wait = t0 + offsetsMs[i]! - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     const s = performance.now();
     pending.push(
       client.infer(images[i % images.length]!).then((reply) => {
-        latencies.push(performance.now() - s);
+        latencies[i] = performance.now() - s;
         if (!reply.ok) errors++;
         progress.tick();
       }),
@@ -100,7 +108,8 @@ export async function offerRate(endpoint: string, images: Buffer[], rate: number
   progress.stop();
   const seconds = (performance.now() - t0) / 1000;
   await client.close();
-  return summarize(rate, latencies, errors, seconds);
+  // No fixed number in flight in an open loop: `concurrency` is 0.
+  return { ...summarize(0, latencies, errors, seconds), latencies };
 }
 
 /** A whole pipeline on free loopback ports, for one scenario. */

@@ -10,6 +10,7 @@ import { replaceSection, writeChart } from '../bench/doc-writer.js';
 import { splitHops } from '../bench/hops.js';
 import { cpuSeconds, memoryMiB, rssSampler } from '../bench/proc-stats.js';
 import { throughputSvg } from '../bench/svg-chart.js';
+import { lateShare, schedule, simulate } from '../bench/dispatch-sim.js';
 
 const DOC = `# Benchmarks
 
@@ -107,4 +108,34 @@ test('writeChart keeps other scenarios\u2019 panels when one scenario is redrawn
   assert.deepEqual(Object.keys(data).sort(), ['objects', 'ocr']);
   const svg = readFileSync(path.join(dir, 'throughput.svg'), 'utf8');
   assert.ok(svg.indexOf('>ocr<') < svg.indexOf('>objects<'), 'panels in the issue order');
+});
+
+test('dispatch-sim: earliest-finish keeps a 4× slower replica out of paced load that one fast replica carries; round-robin does not', () => {
+  const paced = schedule('paced', 90, 900);
+  assert.equal(paced[1]! - paced[0]!, 1000 / 90);
+  const ef = simulate(paced, [10, 40], 'earliest-finish');
+  assert.ok(ef.every((l) => Math.abs(l - 10) < 1e-9), 'every job on the fast replica, never queued');
+  const rr = simulate(paced, [10, 40], 'round-robin');
+  assert.ok(rr.filter((_, k) => k % 2 === 1).every((l) => l >= 40), 'every other job on the slow one');
+  assert.ok(rr.at(-1)! > 1000, 'the slow replica gets 45/s of its 25/s: its queue grows without bound');
+});
+
+test('dispatch-sim: Poisson arrivals are seeded, have the asked rate, and queue even at an ideal dispatcher', () => {
+  const a = schedule('poisson', 50, 5000, 7);
+  assert.deepEqual(a, schedule('poisson', 50, 5000, 7));
+  assert.notDeepEqual(a, schedule('poisson', 50, 5000, 8));
+  const rate = (a.length - 1) / (a.at(-1)! / 1000);
+  assert.ok(rate > 47 && rate < 53, `rate ${rate}`);
+  const ef = simulate(a, [10, 40], 'earliest-finish');
+  const alone = simulate(a, [10], 'earliest-finish');
+  assert.ok(ef.every((l, k) => l >= 10 - 1e-9 && l <= alone[k]! + 1e-9), 'never worse than the fast replica alone');
+  assert.ok(Math.max(...ef) > 10, 'bursts queue');
+});
+
+test('dispatch-sim lateShare: a replica turns away only the jobs it cannot finish in time', () => {
+  // Three at once, 10 ms each, 25 ms allowed: two make it, the third would finish at 30.
+  assert.equal(lateShare([0, 0, 0], 10, 25), 1 / 3);
+  // The turned-away job does not hold the replica: the fourth, at 20 ms, starts at 20.
+  assert.equal(lateShare([0, 0, 0, 20], 10, 25), 1 / 4);
+  assert.equal(lateShare(schedule('paced', 50, 100), 10, 15), 0);
 });
