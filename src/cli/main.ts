@@ -167,7 +167,7 @@ async function startPipeline(flags: ConfigFlags, withDashboard = false): Promise
   };
   process.on('SIGINT', () => void stop('SIGINT', 0));
   process.on('SIGTERM', () => void stop('SIGTERM', 0));
-  console.error(`framepipe: starting ingest, detect, classify, sink (profile ${flags.profile ?? 'ocr'})…`);
+  console.error(`framepipe: starting the pipeline (profile ${flags.profile ?? 'ocr'})…`);
   pipeline = await launchOrFail(flags, 'inherit', startProgress(STAGES));
   if (stopping) return void (await stop('stopped while starting', 0));
   const pids = pipeline.procs.map((p) => `${p.stage} ${p.child.pid}`).join(', ');
