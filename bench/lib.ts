@@ -1,4 +1,5 @@
 import { Client } from '../src/client/client.js';
+import { schedule } from './dispatch-sim.js';
 import { createProgress } from '../src/cli/progress.js';
 import { launchPipeline, type Pipeline } from '../src/cli/launcher.js';
 import { loopbackTransport } from '../src/transport/ports.js';
@@ -77,7 +78,7 @@ export async function offerLoad(endpoint: string, images: Buffer[], concurrency:
  * number in flight.
  */
 export async function offerRate(endpoint: string, images: Buffer[], rate: number, count: number): Promise<LoadResult> {
-  const r = await offerSchedule(endpoint, images, Array.from({ length: count }, (_, i) => (i * 1000) / rate), `${rate}/s offered`);
+  const r = await offerSchedule(endpoint, images, schedule('paced', rate, count), `${rate}/s offered`);
   return { ...r, concurrency: rate };
 }
 

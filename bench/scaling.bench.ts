@@ -9,6 +9,11 @@ import { offerLoad, offerRate, offerSchedule, percentile, table, type LoadResult
 
 const image = Buffer.from('x');
 const endpointOf = (sets: string[], key: string) => [...sets].reverse().find((s) => s.startsWith(`${key}=`))!.split('=')[1]!;
+/** The broker's status (`framepipe status`) of a pipeline's detect replicas, and its counters. */
+async function detectStatus(sets: string[]) {
+  const s = await fetchStatus(endpointOf(sets, 'broker.ingest'), 3000);
+  return { detect: s.peers.filter((p) => p.stage === 'detect'), hedged: s.stats?.hedged ?? 0 };
+}
 
 async function brokerPipeline(extra: string[], detectReplicas: number): Promise<{ pipeline: Pipeline; sets: string[] }> {
   const sets = [...(await loopbackTransport()), 'transport.mode=broker', 'log.level=warn', ...extra];
@@ -70,20 +75,18 @@ async function openLoop(pools: RunningPool[], fastMs: number, quick: boolean): P
     if (!cells.has(key)) cells.set(key, { latencies: [], p99s: [], arrivals: [], onSlow: 0, done: 0, hedged: 0, errors: 0 });
     return cells.get(key)!;
   };
-  const status = (pool: RunningPool) => fetchStatus(endpointOf(pool.sets, 'broker.ingest'), 3000);
   // Done per replica, keyed by pid; the slow one is the replica whose pid is the last spawned.
   const counts = async (pool: RunningPool) => {
-    const s = await status(pool);
+    const { detect, hedged } = await detectStatus(pool.sets);
     const slowPid = pool.procs.at(-1)!.child.pid;
-    const detect = s.peers.filter((p) => p.stage === 'detect');
-    return { slow: detect.filter((p) => p.pid === slowPid).reduce((n, p) => n + p.done, 0), all: detect.reduce((n, p) => n + p.done, 0), hedged: s.stats?.hedged ?? 0 };
+    return { slow: detect.filter((p) => p.pid === slowPid).reduce((n, p) => n + p.done, 0), all: detect.reduce((n, p) => n + p.done, 0), hedged };
   };
   for (const pool of pools) await offerRate(pool.pipeline.endpoint, [image], one * 0.5, Math.round(one * 0.5));
   // The simulation takes each replica's service time as the broker measured it (dispatch to DONE:
   // the sleep plus timer slack and transit), in spawn order.
   const served = new Map<RunningPool, number[]>();
   for (const pool of pools) {
-    const detect = (await status(pool)).peers.filter((p) => p.stage === 'detect');
+    const { detect } = await detectStatus(pool.sets);
     served.set(pool, pool.procs.map((proc, i) => detect.find((p) => p.pid === proc.child.pid)?.serviceMs || pool.delays[i]!));
   }
   for (let round = 0; round < rounds; round++) {
@@ -200,7 +203,7 @@ const scenario: Scenario = {
         for (const window of [2, 8]) {
           const r = await measure(pool.pipeline.endpoint, window, ideal, seconds);
           // What the replicas can do as the broker sees them: 1000 / (dispatch → DONE) each.
-          const detect = (await fetchStatus(endpointOf(pool.sets, 'broker.ingest'), 3000)).peers.filter((p) => p.stage === 'detect');
+          const { detect } = await detectStatus(pool.sets);
           const measured = detect.reduce((sum, p) => sum + (p.serviceMs > 0 ? 1000 / p.serviceMs : 0), 0);
           poolRows.push([pool.name, window, ideal, measured, r.perSecond, (r.perSecond / ideal) * 100, (r.perSecond / measured) * 100, r.p50, r.p99]);
         }
