@@ -153,7 +153,8 @@ describe('CURVE between stages (noop profile, real processes)', () => {
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
-  const stageSets = () => ['security.stages=true', `security.stage_key_file=${path.join(dir, 'pipeline.secret')}`];
+  // shared_memory off: the image must cross the captured hop for its absence there to mean anything.
+  const stageSets = () => ['security.stages=true', `security.stage_key_file=${path.join(dir, 'pipeline.secret')}`, 'transport.shared_memory=off'];
 
   test('direct mode: replies come back; the hop to detect carries no clear image', { skip: hasDumpcap ? false : 'needs dumpcap (tshark) and root' }, async () => {
     const pipe = await startPipeline('noop', stageSets());

@@ -35,6 +35,15 @@ const transport = z
      * replicas on any host, dispatched by credit.
      */
     mode: z.enum(['direct', 'broker']).default('direct'),
+    /**
+     * Large images and pixel buffers between processes on one host go through files in /dev/shm
+     * (a RAM filesystem) and only their names travel (docs/architecture.md). `auto`: on for
+     * each hop whose endpoint is on this host (ipc://, loopback) in direct mode; off in broker
+     * mode, whose replicas may be anywhere. `on`: every hop (you promise one host). `off`: never.
+     */
+    shared_memory: z.enum(['auto', 'on', 'off']).default('auto'),
+    /** Parts smaller than this ride as frames: below it a frame costs less than a file. */
+    shared_memory_min_bytes: z.number().int().min(0).default(65_536),
   })
   .strict();
 

@@ -1,5 +1,6 @@
+import { isWatched } from '../dashboard/watched.js';
 import { jobImage } from '../image/job-image.js';
-import type { Job } from '../protocol/job.js';
+import { dropParts, type Job } from '../protocol/job.js';
 import type { StageProcessor } from '../stage/processor.js';
 
 /** Passes jobs through unchanged: the plumbing alone, for benchmarks and transport tests. */
@@ -11,7 +12,17 @@ export class NoopProcessor implements StageProcessor {
     private readonly maxPixels: number,
     /** Fixed time per job, ms (a synthetic stage of known speed). */
     private readonly delayMs = 0,
+    /**
+     * The last model stage (classify): like the real profiles' classify, it lets go of the
+     * image unless the sink needs it to draw (annotate asked for, or a watched stream).
+     */
+    private readonly last = false,
   ) {}
+
+  /** Without decode it never looks at the image: parts in shared memory pass on unread. */
+  get readsParts(): boolean {
+    return this.decode;
+  }
 
   describe(): Record<string, unknown> {
     return { model: 'none', decode: this.decode, delay_ms: this.delayMs };
@@ -45,6 +56,10 @@ export class NoopProcessor implements StageProcessor {
       job.meta.height = size.height;
     }
     job.meta.detections ??= [];
+    if (this.last && !job.meta.options.annotate && !isWatched(job.meta.stream)) {
+      dropParts(job);
+      delete job.meta.pixels;
+    }
     return job;
   }
 

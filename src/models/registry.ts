@@ -30,7 +30,7 @@ export async function createClassifyProcessor(config: Config): Promise<StageProc
   const model = config.classify.model;
   switch (model.kind) {
     case 'noop':
-      return new NoopProcessor('noop-classify', model.decode, config.limits.max_pixels, model.delay_ms);
+      return new NoopProcessor('noop-classify', model.decode, config.limits.max_pixels, model.delay_ms, true);
     case 'ocr-rec': {
       const { OcrClassifyProcessor } = await import('./ocr-processors.js');
       return OcrClassifyProcessor.load(model, config);

@@ -79,6 +79,18 @@ export class InternalError extends FramepipeError {
   }
 }
 
+/**
+ * A part of a job that should be in shared memory (`transport.shared_memory`) is missing, the
+ * wrong size or named outside framepipe's directories: a stage runs on another host than the
+ * ingest that wrote it, or the request was already answered (its files released).
+ */
+export class SharedMemoryError extends FramepipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.INTERNAL, message, options);
+    this.name = 'SharedMemoryError';
+  }
+}
+
 /** Turns anything thrown into a wire error, keeping coded errors as they are. */
 export function toWireError(err: unknown): WireError {
   if (err instanceof FramepipeError) return err.toWire();

@@ -1,4 +1,5 @@
 import { Packr } from 'msgpackr';
+import { readPart, type PartStore } from '../transport/shared-parts.js';
 import type { WireError } from './errors.js';
 import { InternalError } from './errors.js';
 import type { Detection, RequestOptions } from './types.js';
@@ -49,6 +50,15 @@ export interface JobMeta {
   /** Reply encoding the client expects: msgpack (protocol v1) or json (imagezmq senders). */
   format?: 'msgpack' | 'json';
   parts: PartName[];
+  /**
+   * Same-host mode (`transport.shared_memory`): the ingest's shared directory, where parts named
+   * in `shared` are the files `<job>.<part>`; set by ingest, absent when its first hop is remote.
+   */
+  shm?: string;
+  /** Parts that ride in `shm` instead of as frames: name → size in bytes. */
+  shared?: Partial<Record<PartName, number>>;
+  /** Every part a stage wrote to `shm` for this job, kept to the end: ingest deletes just those files when it answers. */
+  written?: PartName[];
 }
 
 export interface Job {
@@ -57,25 +67,79 @@ export interface Job {
   image?: Buffer;
   /** Decoded pixels, see `meta.pixels`. */
   pixels?: Buffer;
+  /** Parts still in shared memory, not read by this stage (name → size); see loadParts(). */
+  shared?: Partial<Record<PartName, number>>;
 }
+
+const PART_NAMES: readonly PartName[] = ['image', 'pixels'];
+
+/** Buffers read from shared memory and unchanged since: passed on by name, never written again. */
+const fromShared = new WeakSet<Buffer>();
 
 // Internal hops use plain msgpack maps too: records would save a few bytes but tie the
 // stages to one msgpackr version, and replicas of different versions may meet.
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
-export function encodeJob(job: Job): Buffer[] {
+/**
+ * The job's frames for the next hop. With `store` (the next hop is on this host and shared
+ * memory is on) large parts go into the job's shared directory and only their names travel;
+ * parts that came that way travel on by name. Without it every part rides as a frame,
+ * read from shared memory first where needed: the next stage may be on another host.
+ */
+export function encodeJob(job: Job, store?: PartStore): Buffer[] {
+  const meta = job.meta;
   const parts: PartName[] = [];
   const frames: Buffer[] = [];
-  if (job.image) {
-    parts.push('image');
-    frames.push(job.image);
+  const shared: Partial<Record<PartName, number>> = {};
+  if (!store) loadParts(job);
+  for (const name of PART_NAMES) {
+    const bytes = job[name];
+    const size = job.shared?.[name];
+    if (bytes && store && fromShared.has(bytes)) {
+      shared[name] = bytes.length;
+    } else if (bytes && store?.put(meta.shm, meta.job, name, bytes)) {
+      fromShared.add(bytes);
+      shared[name] = bytes.length;
+      meta.written ??= [];
+      if (!meta.written.includes(name)) meta.written.push(name);
+    } else if (bytes) {
+      parts.push(name);
+      frames.push(bytes);
+    } else if (size !== undefined) {
+      shared[name] = size;
+    }
   }
-  if (job.pixels) {
-    parts.push('pixels');
-    frames.push(job.pixels);
+  meta.parts = parts;
+  if (Object.keys(shared).length > 0) meta.shared = shared;
+  else delete meta.shared;
+  return [packr.pack(meta), ...frames];
+}
+
+/**
+ * Reads the job's parts that are still in shared memory into `job.image` / `job.pixels`.
+ * Throws SharedMemoryError (the job fails, the stage goes on) if one cannot be read.
+ */
+export function loadParts(job: Job): void {
+  const shared = job.shared;
+  if (!shared) return;
+  for (const name of PART_NAMES) {
+    const size = shared[name];
+    if (size === undefined) continue;
+    const bytes = readPart(job.meta.shm, job.meta.job, name, size);
+    fromShared.add(bytes);
+    job[name] = bytes;
+    delete shared[name];
   }
-  job.meta.parts = parts;
-  return [packr.pack(job.meta), ...frames];
+  delete job.shared;
+}
+
+/** The job carries no image or pixels any more (a failed job, or one past the last stage that needs them). */
+export function dropParts(job: Job, names: readonly PartName[] = PART_NAMES): void {
+  for (const name of names) {
+    delete job[name];
+    if (job.shared) delete job.shared[name];
+  }
+  if (job.shared && Object.keys(job.shared).length === 0) delete job.shared;
 }
 
 /** Epoch milliseconds with sub-millisecond resolution: hop waits are often well under 1 ms. */
@@ -99,6 +163,16 @@ export function decodeJob(frames: Buffer[]): Job {
     throw new InternalError(`job declares ${parts.length} parts but carries ${frames.length - 1}`);
   }
   const job: Job = { meta };
+  if (meta.shared !== undefined) {
+    if (meta.shared === null || typeof meta.shared !== 'object') throw new InternalError('job header field shared is not a map');
+    const shared: Partial<Record<PartName, number>> = {};
+    for (const [name, size] of Object.entries(meta.shared)) {
+      if (!PART_NAMES.includes(name as PartName) || typeof size !== 'number') throw new InternalError(`job header names an unknown shared part ${name}`);
+      shared[name as PartName] = size;
+    }
+    job.shared = shared;
+    delete meta.shared;
+  }
   parts.forEach((name, i) => {
     if (name === 'image') job.image = frames[i + 1];
     else if (name === 'pixels') job.pixels = frames[i + 1];
@@ -112,6 +186,8 @@ export function decodeJob(frames: Buffer[]): Job {
 export interface ResultMeta {
   job: number;
   ok: boolean;
+  /** The job's `written` parts: files in ingest's shared directory to delete now. */
+  shared?: PartName[];
 }
 
 export function encodeResult(meta: ResultMeta, reply: Buffer): Buffer[] {
@@ -124,5 +200,7 @@ export function decodeResult(frames: Buffer[]): { meta: ResultMeta; reply: Buffe
   if (meta === null || typeof meta !== 'object' || typeof meta.job !== 'number') {
     throw new InternalError('result header lacks job');
   }
+  // Names of files ingest will delete: only the known ones, whatever the wire says.
+  if (meta.shared !== undefined) meta.shared = Array.isArray(meta.shared) ? meta.shared.filter((n) => PART_NAMES.includes(n)) : [];
   return { meta, reply: frames[1]! };
 }

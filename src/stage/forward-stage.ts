@@ -1,6 +1,7 @@
 import { encodeJob, type Job } from '../protocol/job.js';
 import { stageCurve } from '../security/keys.js';
 import { bindOrFail, connectHop, pullSocket, pushSocket, type HopOptions } from '../transport/sockets.js';
+import { PartStore, sharedHop } from '../transport/shared-parts.js';
 import { WorkerLink } from '../transport/worker-link.js';
 import { SocketWriter } from '../transport/writer.js';
 import { metricsServer } from '../metrics/process-metrics.js';
@@ -35,6 +36,16 @@ export function workerLink(ctx: StageContext, stage: 'detect' | 'classify' | 'si
   return link;
 }
 
+/**
+ * Where this stage puts large parts for the next hop: shared memory when that hop stays on this
+ * host (`transport.shared_memory`), else nowhere (frames). Atomic writes: replicas of a stage
+ * may write the same job's part (a hedged copy).
+ */
+function partStore(ctx: StageContext, next: string): PartStore | undefined {
+  const t = ctx.config.transport;
+  return sharedHop(t, next) ? new PartStore(t.shared_memory_min_bytes, true) : undefined;
+}
+
 /** The stage's cross-request batching (`<stage>.batch`). */
 function batchOptions(ctx: StageContext, stage: StageName): BatchOptions {
   const section = stage === 'detect' || stage === 'classify' ? ctx.config[stage].batch : undefined;
@@ -50,6 +61,7 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
   const input = pullSocket(hop);
   const output = pushSocket(hop);
   const writer = new SocketWriter(output, hop.hwm);
+  const store = partStore(ctx, options.to);
   ctx.onClose(async () => {
     input.close();
     await writer.drain(hop.lingerMs);
@@ -64,6 +76,7 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
     ...processor.describe(),
     input: options.from,
     output: options.to,
+    shared_memory: store !== undefined,
     threads: options.threads,
     concurrency: options.concurrency,
     ...batchFacts(batch, processor),
@@ -73,7 +86,7 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
     stage,
     input,
     processor,
-    emit: (job) => writer.send(encodeJob(job)),
+    emit: (job) => writer.send(encodeJob(job, store)),
     onFailure: passJob,
     concurrency: options.concurrency,
     batch,
@@ -90,6 +103,7 @@ async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): 
   const batch = batchOptions(ctx, stage);
   // Credit is jobs held at once: enough for `concurrency` full batches, or no batch could fill.
   const link = workerLink(ctx, stage, options.concurrency * batch.maxSize);
+  const store = partStore(ctx, ctx.config.broker[stage]);
   ctx.onClose(async () => {
     await link.close();
     await processor.close();
@@ -99,6 +113,7 @@ async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): 
     ...processor.describe(),
     broker: ctx.config.broker[stage],
     replica: link.name,
+    shared_memory: store !== undefined,
     threads: options.threads,
     concurrency: options.concurrency,
     ...batchFacts(batch, processor),
@@ -108,7 +123,7 @@ async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): 
     stage,
     input: link,
     processor,
-    emit: (job) => link.finish(encodeJob(job)),
+    emit: (job) => link.finish(encodeJob(job, store)),
     onFailure: passJob,
     dropped: (frames) => link.release(frames[0]),
     concurrency: options.concurrency,

@@ -6,6 +6,7 @@ import { ErrorCode, toWireError, type WireError } from '../protocol/errors.js';
 import { decodeResult, encodeJob, epochMs, type Job } from '../protocol/job.js';
 import { encodeReply, errorReply, skippedReply, type RequestSalvage } from '../protocol/request.js';
 import { until } from '../transport/receive.js';
+import { PartStore, type SharedDir } from '../transport/shared-parts.js';
 import { SocketWriter } from '../transport/writer.js';
 import { IngestProcessor, type ClientRequest } from './ingest-processor.js';
 import { LatestFrames } from './latest-frames.js';
@@ -61,6 +62,7 @@ export class IngestServer {
   private readonly latest: LatestFrames;
   private readonly toClients: SocketWriter;
   private readonly processor: IngestProcessor;
+  private readonly store?: PartStore;
   private draining = false;
   /** Broker mode: keep each job's frames until answered, to send them again if the broker restarts. */
   keepJobs = false;
@@ -71,8 +73,15 @@ export class IngestServer {
     /** This ingest's reply endpoint as sinks reach it. */
     readonly origin: string,
     private readonly log: Logger,
+    /** Where large images go when the first hop stays on this host (`transport.shared_memory`). */
+    private readonly shared?: SharedDir,
   ) {
     this.processor = new IngestProcessor(config, origin);
+    if (shared) {
+      this.store = new PartStore(config.transport.shared_memory_min_bytes, false);
+      // A stage may still write a part for a job answered TIMEOUT meanwhile: swept here.
+      shared.sweepEvery(10_000, (job) => this.pending.get(job) !== undefined);
+    }
     this.latest = new LatestFrames(config.limits.latest_inflight);
     // Replies to clients never wait (ROUTER drops for a gone peer), so a generous queue is fine.
     this.toClients = new SocketWriter(sockets.clients, 100_000);
@@ -137,7 +146,7 @@ export class IngestServer {
       this.rejectNow(envelope, meta.id, meta.format ?? 'msgpack', { code: ErrorCode.OVERLOADED, message: 'ingest is shutting down; retry' }, meta);
       return;
     }
-    const request: Omit<PendingRequest, 'timer'> = { envelope, id: meta.id, format: meta.format ?? 'msgpack' };
+    const request: Omit<PendingRequest, 'timer' | 'job'> = { envelope, id: meta.id, format: meta.format ?? 'msgpack' };
     if (meta.stream !== undefined) request.stream = meta.stream;
     if (meta.frame !== undefined) request.frame = meta.frame;
     if (clientRequest.latest && meta.stream !== undefined) this.admitLatest(job, meta.stream, request);
@@ -145,15 +154,20 @@ export class IngestServer {
   }
 
   /** Sends a new request's job into the pipeline and holds the request; false when it was answered OVERLOADED instead. */
-  private start(job: Job, request: Omit<PendingRequest, 'timer'>): boolean {
+  private start(job: Job, request: Omit<PendingRequest, 'timer' | 'job'>): boolean {
     const meta = job.meta;
-    meta.handoff = epochMs();
-    const jobFrames = encodeJob(job);
-    if (this.pending.size >= this.config.limits.max_inflight || !this.sockets.upstream.offer(jobFrames)) {
+    if (this.pending.size >= this.config.limits.max_inflight) {
+      this.rejectNow(request.envelope, meta.id, meta.format ?? 'msgpack', this.full(), meta);
+      return false;
+    }
+    const jobFrames = this.encode(job);
+    if (!this.sockets.upstream.offer(jobFrames)) {
+      this.shared?.release(meta.job, meta.written ?? []);
       this.rejectNow(request.envelope, meta.id, meta.format ?? 'msgpack', this.full(), meta);
       return false;
     }
     this.stats.accepted++;
+    if (this.shared) request.shared = true;
     if (this.keepJobs) request.frames = jobFrames;
     this.hold(job, request);
     return true;
@@ -165,7 +179,7 @@ export class IngestServer {
    * the box (older, never started) is answered SKIPPED. A boxed frame is held like any other
    * request (its deadline runs, it counts against max_inflight) but has no job frames yet.
    */
-  private admitLatest(job: Job, stream: string, request: Omit<PendingRequest, 'timer'>): void {
+  private admitLatest(job: Job, stream: string, request: Omit<PendingRequest, 'timer' | 'job'>): void {
     request.latest = stream;
     // Only a frame that goes into an empty box or the pipeline adds to what ingest holds.
     if (this.latest.boxIsEmpty(stream) && this.pending.size >= this.config.limits.max_inflight) {
@@ -195,8 +209,8 @@ export class IngestServer {
     if (!req || req.latest === undefined) return;
     // How long the frame waited in its box at ingest: `ingest_wait` in the reply's timings.
     meta.timings.ingest_wait = Math.max(0, Date.now() - meta.accepted);
-    meta.handoff = epochMs();
-    const jobFrames = encodeJob(job);
+    const jobFrames = this.encode(job);
+    if (this.shared) req.shared = true;
     if (!this.sockets.upstream.offer(jobFrames)) {
       this.pending.take(meta.job);
       meters()?.errors.inc({ code: ErrorCode.OVERLOADED });
@@ -207,12 +221,19 @@ export class IngestServer {
     this.latest.started(req.latest);
   }
 
+  /** The job's frames for the first hop; with shared memory, a large image is written to it here. */
+  private encode(job: Job): Buffer[] {
+    if (this.shared) job.meta.shm = this.shared.path;
+    job.meta.handoff = epochMs();
+    return encodeJob(job, this.store);
+  }
+
   private full(): WireError {
     return { code: ErrorCode.OVERLOADED, message: `pipeline is full (${this.pending.size} requests in flight); retry later` };
   }
 
   /** Holds an accepted request until its result or its deadline, whichever comes first, answers it. */
-  private hold(job: Job, request: Omit<PendingRequest, 'timer'>): void {
+  private hold(job: Job, request: Omit<PendingRequest, 'timer' | 'job'>): void {
     const meta = job.meta;
     this.pending.add(meta.job, request, meta.deadline, (req) => {
       this.stats.timedOut++;
@@ -246,12 +267,18 @@ export class IngestServer {
       this.log.debug({ job: result.meta.job }, 'late result dropped (already answered TIMEOUT)');
       return;
     }
-    this.reply(req, result.reply, result.meta.job);
+    this.reply(req, result.reply, result.meta.job, result.meta.shared ?? []);
     this.released(req, result.meta.job);
   }
 
-  private reply(req: PendingRequest, body: Buffer, job?: number): void {
+  /**
+   * Sends a request's one reply. `written`: the job's files in shared memory as its result lists
+   * them; without a result (TIMEOUT, shutdown) every name is tried.
+   */
+  private reply(req: PendingRequest, body: Buffer, job?: number, written?: readonly string[]): void {
     this.stats.answered++;
+    // Answered: nobody needs the job's shared files any more (a straggling copy fails to read them, harmlessly).
+    if (req.shared) this.shared!.release(req.job, written);
     if (!this.toClients.offer([...req.envelope, body])) this.log.error({ job, id: req.id }, 'client reply queue full; reply dropped');
   }
 

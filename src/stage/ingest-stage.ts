@@ -1,4 +1,5 @@
 import { bindOrFail, connectHop, pullSocket, pushSocket, routerSocket } from '../transport/sockets.js';
+import { SharedDir, sharedHop } from '../transport/shared-parts.js';
 import { IngestLink } from '../transport/worker-link.js';
 import { serverCurve } from '../security/keys.js';
 import { ZAP_DOMAIN, ZapHandler } from '../security/zap.js';
@@ -39,16 +40,18 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
       },
       ctx.log,
     );
-    const server = new IngestServer(ctx.config, { clients, upstream: link }, link.name, ctx.log);
+    const shared = sharedDir(ctx, broker.ingest);
+    const server = new IngestServer(ctx.config, { clients, upstream: link }, link.name, ctx.log, shared);
     server.keepJobs = true;
     link.onBrokerRestart = () => server.resendPending();
     ctx.onClose(async () => {
       await server.close();
       await link.close();
       clients.close();
+      shared?.close();
     });
     link.start();
-    ctx.ready({ clients: t.clients, security, broker: broker.ingest, origin: link.name, ...server.describe() });
+    ctx.ready({ clients: t.clients, security, broker: broker.ingest, origin: link.name, shared_memory: shared?.path ?? false, ...server.describe() });
     return server;
   }
   const replies = pullSocket(hop);
@@ -56,7 +59,8 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
   await bindOrFail(replies, t.replies, 'ingest replies', hop.curve, ctx.log);
   connectHop(next, t.detect, hop.curve);
   const upstream = directUpstream(next, replies, limits.max_inflight);
-  const server = new IngestServer(ctx.config, { clients, upstream }, t.advertise ?? t.replies, ctx.log);
+  const shared = sharedDir(ctx, t.detect);
+  const server = new IngestServer(ctx.config, { clients, upstream }, t.advertise ?? t.replies, ctx.log, shared);
   if (process.send) {
     // Started by the launcher, which restarts a stage that dies and then says so: the jobs that
     // died with it are among those still pending here, so send those again (answered once anyway).
@@ -68,7 +72,13 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
   ctx.onClose(async () => {
     await server.close();
     for (const socket of [clients, replies, next]) socket.close();
+    shared?.close();
   });
-  ctx.ready({ clients: t.clients, security, replies: t.replies, next: t.detect, ...server.describe() });
+  ctx.ready({ clients: t.clients, security, replies: t.replies, next: t.detect, shared_memory: shared?.path ?? false, ...server.describe() });
   return server;
+}
+
+/** This ingest's shared-memory directory, when its first hop (`next`) stays on this host. */
+function sharedDir(ctx: StageContext, next: string): SharedDir | undefined {
+  return sharedHop(ctx.config.transport, next) ? SharedDir.create(ctx.log) : undefined;
 }

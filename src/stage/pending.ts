@@ -1,5 +1,7 @@
 /** What ingest remembers of a request until its one reply has gone out. */
 export interface PendingRequest {
+  /** Ingest's job number (the key). */
+  job: number;
   envelope: Buffer[];
   id: string | number | null;
   stream?: string;
@@ -10,6 +12,8 @@ export interface PendingRequest {
   frames?: Buffer[];
   /** Latest-frame mode: the stream whose slot or box this request holds until it is answered. */
   latest?: string;
+  /** Its job went out naming ingest's shared-memory directory: its files go when it is answered. */
+  shared?: boolean;
 }
 
 /**
@@ -23,12 +27,12 @@ export class PendingRequests {
     return this.map.size;
   }
 
-  add(job: number, request: Omit<PendingRequest, 'timer'>, deadlineMs: number, onExpire: (req: PendingRequest) => void): void {
+  add(job: number, request: Omit<PendingRequest, 'timer' | 'job'>, deadlineMs: number, onExpire: (req: PendingRequest) => void): void {
     const timer = setTimeout(() => {
       const req = this.take(job);
       if (req) onExpire(req);
     }, Math.max(0, deadlineMs - Date.now()));
-    this.map.set(job, { ...request, timer });
+    this.map.set(job, { ...request, job, timer });
   }
 
   /** The entry, left in place. */

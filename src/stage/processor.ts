@@ -9,6 +9,11 @@ import type { Job } from '../protocol/job.js';
 export interface StageProcessor<In = Job, Out = Job> {
   /** Short name for logs and timings, e.g. `ocr-det`. */
   readonly name: string;
+  /**
+   * False when process() never looks at a job's image or pixels (the noop profile): parts in
+   * shared memory then pass on unread. Default true: they are read before process().
+   */
+  readonly readsParts?: boolean;
   /** Facts for the stage's ready line: model file, input size, threads. */
   describe(): Record<string, unknown>;
   process(input: In): Promise<Out>;

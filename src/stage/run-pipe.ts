@@ -1,5 +1,5 @@
 import type * as zmq from 'zeromq';
-import { decodeJob, epochMs, type Job } from '../protocol/job.js';
+import { decodeJob, dropParts, epochMs, loadParts, type Job } from '../protocol/job.js';
 import { ErrorCode, toWireError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { meters, waitSeconds } from '../metrics/meters.js';
@@ -118,8 +118,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     }
     const level = meta.error.code === ErrorCode.INTERNAL ? 'error' : 'debug';
     log[level]({ job: meta.job, id: meta.id, code: meta.error.code, err: (err as Error).message }, 'job failed');
-    delete job.image;
-    delete job.pixels;
+    dropParts(job);
     delete meta.pixels;
     finished(job, t0);
     return onFailure(job);
@@ -180,10 +179,17 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
         // Failed upstream: nothing to do here but pass it on, at once.
         m?.jobs.inc({ outcome: 'passed' });
         await pass(onFailure(job), job);
-      } else {
-        m?.queueWait.observe(waitSeconds(meta));
-        jobs.push(job);
+        continue;
       }
+      try {
+        // Parts left in shared memory by the stage before (same host): read them here, once.
+        if (processor.readsParts !== false) loadParts(job);
+      } catch (err) {
+        await pass(failed(job, err, performance.now()), job);
+        continue;
+      }
+      m?.queueWait.observe(waitSeconds(meta));
+      jobs.push(job);
     }
     if (jobs.length === 0) return;
     if (batching.maxSize > 1) m?.batch.observe({ model: 'jobs' }, jobs.length);

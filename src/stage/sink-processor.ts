@@ -71,7 +71,8 @@ export class SinkProcessor implements StageProcessor<Job, SinkOutput> {
 
   private address(job: Job, reply: Reply, ok: boolean): SinkOutput {
     const body = encodeReply(reply, job.meta.format ?? 'msgpack');
-    return { origin: job.meta.origin, frames: encodeResult({ job: job.meta.job, ok }, body) };
+    const written = job.meta.written;
+    return { origin: job.meta.origin, frames: encodeResult({ job: job.meta.job, ok, ...(written ? { shared: written } : {}) }, body) };
   }
 }
 

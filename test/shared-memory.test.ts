@@ -1,0 +1,192 @@
+// Same-host hops through /dev/shm (transport.shared_memory): the job format on real files, and
+// real stage processes that pass a large image by name, read it where it is needed, and leave
+// nothing behind — answered, timed out, or killed.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { SharedMemoryError } from '../src/protocol/errors.js';
+import { decodeJob, decodeResult, encodeJob, encodeResult, loadParts, type Job } from '../src/protocol/job.js';
+import { isLocalEndpoint, PartStore, readPart, SHARED_BASE, SharedDir, sharedMemoryAvailable } from '../src/transport/shared-parts.js';
+import { createLogger } from '../src/log.js';
+import { header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
+
+const skip = sharedMemoryAvailable() ? false : `${SHARED_BASE} is not a writable directory here`;
+const log = createLogger('test', 'silent');
+
+/** A real JPEG of random pixels, about `side`² × 0.65 bytes: large enough to go through shared memory. */
+async function noiseJpeg(side: number): Promise<Buffer> {
+  const pixels = Buffer.alloc(side * side * 3);
+  let seed = 7;
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+  return sharp(pixels, { raw: { width: side, height: side, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+}
+
+function newJob(dir: string | undefined, image: Buffer, job = 1): Job {
+  const now = Date.now();
+  return { meta: { job, origin: 'tcp://127.0.0.1:1', id: 'a', deadline: now + 10_000, accepted: now, options: {}, timings: {}, parts: [], ...(dir ? { shm: dir } : {}) }, image };
+}
+
+describe('the job format with shared parts (real files)', { skip }, () => {
+  let dir: SharedDir;
+  before(() => {
+    dir = SharedDir.create(log);
+  });
+  after(() => dir.close());
+
+  test('a large part travels by name, is read once where needed, and comes back as a frame for a remote hop', () => {
+    const image = Buffer.alloc(100_000, 3);
+    const frames = encodeJob(newJob(dir.path, image), new PartStore(65_536, false));
+    assert.equal(frames.length, 1, 'no image frame: only the header travels');
+    assert.deepEqual(readdirSync(dir.path), ['1.image']);
+    const job = decodeJob(frames);
+    assert.equal(job.image, undefined, 'not read until asked');
+    assert.deepEqual(job.shared, { image: 100_000 });
+    assert.deepEqual(job.meta.written, ['image']);
+
+    // A stage that does not read it passes the name on: nothing is written again.
+    const passed = decodeJob(encodeJob(job, new PartStore(0, true)));
+    assert.deepEqual(passed.shared, { image: 100_000 });
+    loadParts(passed);
+    assert.ok(passed.image!.equals(image));
+
+    // Read and unchanged: still by name. Towards another host (no store): as a frame.
+    assert.equal(encodeJob(passed, new PartStore(0, true)).length, 1);
+    const remote = encodeJob(decodeJob(frames));
+    assert.equal(remote.length, 2);
+    assert.ok(remote[1]!.equals(image));
+  });
+
+  test('a small part, or a job without a shared directory, rides as a frame', () => {
+    assert.equal(encodeJob(newJob(dir.path, Buffer.alloc(1000), 2), new PartStore(65_536, false)).length, 2);
+    assert.equal(encodeJob(newJob(undefined, Buffer.alloc(100_000), 3), new PartStore(0, false)).length, 2);
+    assert.equal(existsSync(`${dir.path}/2.image`) || existsSync(`${dir.path}/3.image`), false);
+  });
+
+  test('a missing, resized or foreign part is a SharedMemoryError (INTERNAL), not a crash', () => {
+    const job = decodeJob(encodeJob(newJob(dir.path, Buffer.alloc(70_000, 1), 4), new PartStore(0, false)));
+    dir.release(4, ['image']);
+    assert.throws(() => loadParts(job), (err: unknown) => err instanceof SharedMemoryError && err.code === 'INTERNAL' && /gone/.test(err.message));
+
+    writeFileSync(`${dir.path}/5.image`, Buffer.alloc(10));
+    assert.throws(() => readPart(dir.path, 5, 'image', 11), /has 10 bytes, the header says 11/);
+    assert.throws(() => readPart('/etc', 5, 'passwd', 10), /not a framepipe shared-memory directory/);
+    assert.throws(() => readPart(`${SHARED_BASE}/framepipe-1-0000000a/../..`, 5, 'image', 10), /not a framepipe/);
+  });
+
+  test('results name only known parts, whatever the wire says (ingest deletes files by them)', () => {
+    const frames = encodeResult({ job: 9, ok: true, shared: ['image', '../../etc/passwd', 'pixels'] as never }, Buffer.from('r'));
+    assert.deepEqual(decodeResult(frames).meta.shared, ['image', 'pixels']);
+  });
+
+  test('only this host is local', () => {
+    for (const ep of ['tcp://127.0.0.1:5556', 'tcp://localhost:1', 'tcp://[::1]:9', 'ipc:///tmp/x', 'inproc://a', 'tcp://127.8.0.2:1']) assert.ok(isLocalEndpoint(ep), ep);
+    for (const ep of ['tcp://10.0.0.5:5556', 'tcp://0.0.0.0:1', 'tcp://example.com:1', 'tcp://*:5']) assert.ok(!isLocalEndpoint(ep), ep);
+  });
+});
+
+describe('shared memory between real stage processes (noop profile, 100 KB JPEG)', { skip }, () => {
+  let pipe: TestPipeline;
+  let image: Buffer;
+  let shm: string;
+  const orphan = `${SHARED_BASE}/framepipe-999999999-0badf00d`;
+
+  before(async () => {
+    image = await noiseJpeg(390);
+    assert.ok(image.length > 65_536, `test image ${image.length} bytes is above shared_memory_min_bytes`);
+    // Left by an ingest that was killed: the next ingest on this host removes it.
+    mkdirSync(orphan, { recursive: true });
+    writeFileSync(`${orphan}/1.image`, 'x');
+    pipe = await startPipeline('noop', ['detect.model.delay_ms=300', 'detect.concurrency=4', 'limits.max_timeout_ms=60000']);
+    shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
+  });
+  after(async () => {
+    await pipe?.stop();
+  });
+
+  test('auto on loopback: ingest has its directory, detect and classify pass parts by name; an orphan is gone', () => {
+    assert.match(shm, /^\/dev\/shm\/framepipe-\d+-[0-9a-f]{8}$/);
+    assert.ok(statSync(shm).isDirectory());
+    for (const stage of ['detect', 'classify']) assert.equal(pipe.procs.find((p) => p.stage === stage)!.facts.shared_memory, true, stage);
+    assert.equal(existsSync(orphan), false, 'the dead ingest’s directory was removed');
+  });
+
+  test('the image waits in shared memory while its job is in flight, and is deleted with the reply', async () => {
+    const reply = reqOnce(pipe.endpoint, [header({ v: 1, id: 'in-flight' }), image]);
+    await new Promise((r) => setTimeout(r, 150));
+    const files = readdirSync(shm);
+    assert.equal(files.length, 1, `one file while detect works: ${files.join(', ')}`);
+    assert.equal(statSync(`${shm}/${files[0]}`).size, image.length, 'the client’s bytes, unchanged');
+    const r = await reply;
+    assert.equal(r.ok, true);
+    assert.deepEqual(readdirSync(shm), [], 'deleted when answered');
+  });
+
+  test('annotate: the sink reads the image from shared memory and draws on it', async () => {
+    const r = await reqOnce(pipe.endpoint, [header({ v: 1, id: 'drawn', annotate: true }), image]);
+    assert.equal(r.ok, true);
+    assert.ok(r.ok && r.annotated instanceof Uint8Array);
+    const meta = await sharp(Buffer.from(r.annotated)).metadata();
+    assert.deepEqual([meta.width, meta.height], [390, 390]);
+    assert.deepEqual(readdirSync(shm), []);
+  });
+
+  test('many at once: each gets its one reply, nothing is left behind', async () => {
+    const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => reqOnce(pipe.endpoint, [header({ v: 1, id: i }), image])));
+    assert.deepEqual(replies.map((r) => [r.id, r.ok]), Array.from({ length: 12 }, (_, i) => [i, true]));
+    assert.deepEqual(readdirSync(shm), []);
+  });
+
+  test('a request answered TIMEOUT before detect is done: its file goes at the timeout', async () => {
+    const r = await reqOnce(pipe.endpoint, [header({ v: 1, id: 'late', timeout_ms: 100 }), image]);
+    assert.equal(r.ok, false);
+    assert.equal(!r.ok && r.error.code, 'TIMEOUT');
+    assert.deepEqual(readdirSync(shm), [], 'released at the timeout, not when the late result comes');
+    await new Promise((r) => setTimeout(r, 400));
+    assert.deepEqual(readdirSync(shm), []);
+  });
+
+  test('ingest removes its directory when it stops', async () => {
+    await pipe.stop();
+    assert.equal(existsSync(shm), false);
+  });
+});
+
+describe('transport.shared_memory=off', { skip }, () => {
+  test('no directory, the image rides as a frame, and the reply is the same', async () => {
+    const image = await noiseJpeg(390);
+    const pipe = await startPipeline('noop', ['transport.shared_memory=off', 'classify.model.decode=true']);
+    try {
+      assert.equal(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory, false);
+      assert.equal(pipe.procs.find((p) => p.stage === 'detect')!.facts.shared_memory, false);
+      const r = await reqOnce(pipe.endpoint, [header({ v: 1, id: 'x' }), image]);
+      assert.equal(r.ok, true);
+      assert.deepEqual(r.ok && [r.width, r.height], [390, 390], 'classify decoded the bytes it was sent');
+    } finally {
+      await pipe.stop();
+    }
+  });
+});
+
+describe('a shared part that is not there (what a stage on another host meets)', { skip }, () => {
+  test('the job fails with a clear INTERNAL error; the stage lives on', async () => {
+    const image = await noiseJpeg(390);
+    // classify decodes, so it must read the image; deleting ingest's file while detect holds
+    // the job leaves classify where a stage on another host would be.
+    const pipe = await startPipeline('noop', ['classify.model.decode=true', 'detect.model.delay_ms=400']);
+    try {
+      const shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
+      const reply = reqOnce(pipe.endpoint, [header({ v: 1, id: 'lost' }), image]);
+      await new Promise((r) => setTimeout(r, 150));
+      for (const name of readdirSync(shm)) rmSync(`${shm}/${name}`);
+      const r = await reply;
+      assert.equal(r.ok, false);
+      assert.equal(!r.ok && r.error.code, 'INTERNAL');
+      assert.match(!r.ok ? r.error.message : '', /shared image .* gone: .*another host/);
+      const again = await reqOnce(pipe.endpoint, [header({ v: 1, id: 'after' }), image]);
+      assert.equal(again.ok, true, 'the stage goes on');
+    } finally {
+      await pipe.stop();
+    }
+  });
+});
