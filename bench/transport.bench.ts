@@ -55,7 +55,7 @@ const kb = (n: number) => (n >= 1_000_000 ? `${(n / 1_000_000).toFixed(2)} MB` :
 const scenario: Scenario = {
   name: 'transport',
   description:
-    'noop profile (no models, no decode; detect and classify concurrency 8) through ingest → detect → classify → sink at client concurrency 1–16, against a bare ZeroMQ REQ/REP echo (lock-step, one process) of the same bytes: random-pixel JPEGs of about 10 KB, 100 KB and 1 MB.',
+    'noop profile (no models, no decode; detect and classify concurrency 8) through ingest → detect → classify → sink at client concurrency 1–16, against a bare ZeroMQ REQ/REP echo (lock-step, one process) of the same bytes: random-pixel JPEGs of about 10 KB, 100 KB and 1 MB. "pipeline" rows run with the default `transport.shared_memory: auto` (on these loopback hops, images of 64 KiB and more go through /dev/shm and only their names travel; 10 KB rides in the messages either way); "shm off" rows are the same pipeline with `transport.shared_memory=off`, every hop carrying the bytes, run in the same rounds.',
   async run({ quick }) {
     const targets = [10_000, 100_000, 1_000_000];
     const payloads = await Promise.all(targets.map(jpegOfSize));
@@ -63,6 +63,7 @@ const scenario: Scenario = {
     const keep = new BestOf();
     const sweeps = new Map<string, PipelineSweep>(); // by payload size, last round
     const pipeline = await benchPipeline('noop', ['detect.concurrency=8', 'classify.concurrency=8']);
+    const bytesPipeline = await benchPipeline('noop', ['detect.concurrency=8', 'classify.concurrency=8', 'transport.shared_memory=off']);
     try {
       for (let round = 0; round < rounds; round++) {
         for (const payload of payloads) {
@@ -71,6 +72,9 @@ const scenario: Scenario = {
           const sweep = await sweepPipeline(pipeline, [payload], { system: `pipeline, ${size}`, count: () => n });
           keep.add(sweep.rows);
           sweeps.set(size, sweep);
+          if (payload.length >= 65_536) {
+            keep.add((await sweepPipeline(bytesPipeline, [payload], { system: `pipeline, shm off, ${size}`, count: () => n })).rows);
+          }
           // Both ends in the bench process: its CPU is the echo's whole cost.
           keep.add([await withCpu(`REQ/REP echo, ${size}`, () => echoLockstep(payload, n))]);
         }
@@ -98,6 +102,7 @@ const scenario: Scenario = {
       return { markdown, chart: { title: 'transport (noop profile)', series: [...series, ...echoSeries] } };
     } finally {
       await pipeline.stop();
+      await bytesPipeline.stop();
     }
   },
 };
