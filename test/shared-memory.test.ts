@@ -3,10 +3,12 @@
 // nothing behind — answered, timed out, or killed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import sharp from 'sharp';
 import { SharedMemoryError } from '../src/protocol/errors.js';
-import { decodeJob, decodeResult, encodeJob, encodeResult, loadParts, type Job } from '../src/protocol/job.js';
+import { decodeJob, decodeResult, encodeJob, encodeOrFail, encodeResult, loadParts, type Job } from '../src/protocol/job.js';
+import { Packr } from 'msgpackr';
 import { isLocalEndpoint, PartStore, readPart, SHARED_BASE, SharedDir, sharedMemoryAvailable } from '../src/transport/shared-parts.js';
 import { createLogger } from '../src/log.js';
 import { header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
@@ -22,6 +24,13 @@ async function noiseJpeg(side: number): Promise<Buffer> {
   return sharp(pixels, { raw: { width: side, height: side, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
 }
 
+/** The part files in a shared directory (without its owner file). */
+function partFiles(dir: string): string[] {
+  return readdirSync(dir).filter((f) => f !== 'owner').sort();
+}
+
+const packMeta = (meta: Record<string, unknown>): Buffer => new Packr({ useRecords: false }).pack(meta);
+
 function newJob(dir: string | undefined, image: Buffer, job = 1): Job {
   const now = Date.now();
   return { meta: { job, origin: 'tcp://127.0.0.1:1', id: 'a', deadline: now + 10_000, accepted: now, options: {}, timings: {}, parts: [], ...(dir ? { shm: dir } : {}) }, image };
@@ -36,47 +45,114 @@ describe('the job format with shared parts (real files)', { skip }, () => {
 
   test('a large part travels by name, is read once where needed, and comes back as a frame for a remote hop', () => {
     const image = Buffer.alloc(100_000, 3);
-    const frames = encodeJob(newJob(dir.path, image), new PartStore(65_536, false));
+    const frames = encodeJob(newJob(dir.path, image), new PartStore(65_536, 'ingest'));
     assert.equal(frames.length, 1, 'no image frame: only the header travels');
-    assert.deepEqual(readdirSync(dir.path), ['1.image']);
+    assert.deepEqual(partFiles(dir.path), ['1.image.ingest']);
     const job = decodeJob(frames);
     assert.equal(job.image, undefined, 'not read until asked');
-    assert.deepEqual(job.shared, { image: 100_000 });
-    assert.deepEqual(job.meta.written, ['image']);
+    assert.deepEqual(job.shared, { image: { file: '1.image.ingest', size: 100_000 } });
+    assert.deepEqual(job.meta.written, ['1.image.ingest']);
 
     // A stage that does not read it passes the name on: nothing is written again.
-    const passed = decodeJob(encodeJob(job, new PartStore(0, true)));
-    assert.deepEqual(passed.shared, { image: 100_000 });
+    const passed = decodeJob(encodeJob(job, new PartStore(0, 'detect')));
+    assert.deepEqual(passed.shared, { image: { file: '1.image.ingest', size: 100_000 } });
     loadParts(passed);
     assert.ok(passed.image!.equals(image));
 
     // Read and unchanged: still by name. Towards another host (no store): as a frame.
-    assert.equal(encodeJob(passed, new PartStore(0, true)).length, 1);
+    assert.equal(encodeJob(passed, new PartStore(0, 'classify')).length, 1);
+    assert.deepEqual(partFiles(dir.path), ['1.image.ingest']);
     const remote = encodeJob(decodeJob(frames));
     assert.equal(remote.length, 2);
     assert.ok(remote[1]!.equals(image));
   });
 
+  test('a part a stage changes gets a file of its own: a resent copy still finds the original bytes', () => {
+    // A raw BGR frame from a client, as ingest sends it; detect turns it into RGB.
+    const bgr = Buffer.alloc(90_000, 0);
+    for (let i = 0; i < bgr.length; i += 3) bgr[i] = 255;
+    const sent = newJob(dir.path, Buffer.alloc(0), 6);
+    delete sent.image;
+    sent.pixels = bgr;
+    sent.meta.pixels = { width: 100, height: 300, channels: 3, order: 'bgr' };
+    const original = encodeJob(sent, new PartStore(0, 'ingest'));
+
+    const atDetect = decodeJob(original);
+    loadParts(atDetect);
+    const rgb = Buffer.from(atDetect.pixels!);
+    for (let i = 0; i < rgb.length; i += 3) [rgb[i], rgb[i + 2]] = [rgb[i + 2]!, rgb[i]!];
+    atDetect.pixels = rgb;
+    atDetect.meta.pixels = { width: 100, height: 300, channels: 3 };
+    const onward = decodeJob(encodeJob(atDetect, new PartStore(0, 'detect')));
+    assert.equal(onward.shared!.pixels!.file, '6.pixels.detect');
+    assert.deepEqual(onward.meta.written, ['6.pixels.ingest', '6.pixels.detect'], 'both files listed, for ingest to delete');
+
+    const resent = decodeJob(original);
+    loadParts(resent);
+    assert.ok(resent.pixels!.equals(bgr), 'the copy ingest kept still reads BGR');
+    loadParts(onward);
+    assert.ok(onward.pixels!.equals(rgb));
+    dir.release(6, onward.meta.written!);
+    assert.deepEqual(partFiles(dir.path).filter((f) => f.startsWith('6.')), []);
+  });
+
   test('a small part, or a job without a shared directory, rides as a frame', () => {
-    assert.equal(encodeJob(newJob(dir.path, Buffer.alloc(1000), 2), new PartStore(65_536, false)).length, 2);
-    assert.equal(encodeJob(newJob(undefined, Buffer.alloc(100_000), 3), new PartStore(0, false)).length, 2);
-    assert.equal(existsSync(`${dir.path}/2.image`) || existsSync(`${dir.path}/3.image`), false);
+    assert.equal(encodeJob(newJob(dir.path, Buffer.alloc(1000), 2), new PartStore(65_536, 'ingest')).length, 2);
+    assert.equal(encodeJob(newJob(undefined, Buffer.alloc(100_000), 3), new PartStore(0, 'ingest')).length, 2);
+    assert.deepEqual(partFiles(dir.path).filter((f) => /^[23]\./.test(f)), []);
   });
 
   test('a missing, resized or foreign part is a SharedMemoryError (INTERNAL), not a crash', () => {
-    const job = decodeJob(encodeJob(newJob(dir.path, Buffer.alloc(70_000, 1), 4), new PartStore(0, false)));
-    dir.release(4, ['image']);
+    const job = decodeJob(encodeJob(newJob(dir.path, Buffer.alloc(70_000, 1), 4), new PartStore(0, 'ingest')));
+    dir.release(4, ['4.image.ingest']);
     assert.throws(() => loadParts(job), (err: unknown) => err instanceof SharedMemoryError && err.code === 'INTERNAL' && /gone/.test(err.message));
 
-    writeFileSync(`${dir.path}/5.image`, Buffer.alloc(10));
-    assert.throws(() => readPart(dir.path, 5, 'image', 11), /has 10 bytes, the header says 11/);
-    assert.throws(() => readPart('/etc', 5, 'passwd', 10), /not a framepipe shared-memory directory/);
-    assert.throws(() => readPart(`${SHARED_BASE}/framepipe-1-0000000a/../..`, 5, 'image', 10), /not a framepipe/);
+    writeFileSync(`${dir.path}/5.image.ingest`, Buffer.alloc(10));
+    assert.throws(() => readPart(dir.path, 5, { file: '5.image.ingest', size: 11 }), /has 10 bytes, the header says 11/);
+    assert.throws(() => readPart(dir.path, 5, { file: '../../../etc/passwd', size: 10 }), /not a part file of this job/);
+    assert.throws(() => readPart(dir.path, 5, { file: '4.image.ingest', size: 10 }), /not a part file of this job/);
+    assert.throws(() => readPart('/etc', 5, { file: '5.image.ingest', size: 10 }), /not a framepipe shared-memory directory/);
+    assert.throws(() => readPart(`${SHARED_BASE}/framepipe-1-0000000a/../..`, 5, { file: '5.image.ingest', size: 10 }), /not a framepipe/);
+    // A symlink planted in the world-writable /dev/shm is not a directory of ours.
+    const planted = `${SHARED_BASE}/framepipe-1-0badcafe`;
+    rmSync(planted, { force: true });
+    symlinkSync(dir.path, planted);
+    try {
+      assert.throws(() => readPart(planted, 5, { file: '5.image.ingest', size: 10 }), /not a framepipe shared-memory directory/);
+    } finally {
+      rmSync(planted, { force: true });
+    }
   });
 
-  test('results name only known parts, whatever the wire says (ingest deletes files by them)', () => {
-    const frames = encodeResult({ job: 9, ok: true, shared: ['image', '../../etc/passwd', 'pixels'] as never }, Buffer.from('r'));
-    assert.deepEqual(decodeResult(frames).meta.shared, ['image', 'pixels']);
+  test('a job that cannot be sent on (its shared part is gone) fails with INTERNAL instead of vanishing', () => {
+    const job = decodeJob(encodeJob(newJob(dir.path, Buffer.alloc(70_000, 1), 7), new PartStore(0, 'ingest')));
+    dir.release(7, ['7.image.ingest']);
+    const frames = encodeOrFail(job);
+    assert.equal(frames.length, 1);
+    const failed = decodeJob(frames);
+    assert.equal(failed.meta.error?.code, 'INTERNAL');
+    assert.match(failed.meta.error!.message, /gone/);
+  });
+
+  test('a header with bad shared names is malformed (dropped like any malformed job)', () => {
+    const bad = (extra: Record<string, unknown>) => encodeJob({ meta: { ...newJob(dir.path, Buffer.alloc(0), 8).meta, ...extra } as never });
+    for (const extra of [{ written: 'x' }, { written: ['../../x'] }, { written: ['9.image.ingest'] }]) {
+      assert.throws(() => decodeJob(bad(extra)), /written/, JSON.stringify(extra));
+    }
+    const withShared = (shared: unknown) => {
+      const meta = newJob(dir.path, Buffer.alloc(0), 8).meta as unknown as Record<string, unknown>;
+      meta.shared = shared;
+      meta.parts = [];
+      return [packMeta(meta)];
+    };
+    for (const shared of [{ image: 5 }, { image: { file: '/etc/passwd', size: 1 } }, { other: { file: '8.image.ingest', size: 1 } }]) {
+      assert.throws(() => decodeJob(withShared(shared)), /bad shared part/, JSON.stringify(shared));
+    }
+  });
+
+  test('results name only this job’s part files, whatever the wire says (ingest deletes files by them)', () => {
+    const frames = encodeResult({ job: 9, ok: true, shared: ['9.image.ingest', '../../etc/passwd', '8.image.ingest', '9.pixels.detect'] }, Buffer.from('r'));
+    assert.deepEqual(decodeResult(frames).meta.shared, ['9.image.ingest', '9.pixels.detect']);
   });
 
   test('only this host is local', () => {
@@ -90,18 +166,24 @@ describe('shared memory between real stage processes (noop profile, 100 KB JPEG)
   let image: Buffer;
   let shm: string;
   const orphan = `${SHARED_BASE}/framepipe-999999999-0badf00d`;
+  const foreign = `${SHARED_BASE}/framepipe-999999998-0badf00d`;
 
   before(async () => {
     image = await noiseJpeg(390);
     assert.ok(image.length > 65_536, `test image ${image.length} bytes is above shared_memory_min_bytes`);
     // Left by an ingest that was killed: the next ingest on this host removes it.
     mkdirSync(orphan, { recursive: true });
-    writeFileSync(`${orphan}/1.image`, 'x');
+    writeFileSync(`${orphan}/owner`, os.hostname());
+    writeFileSync(`${orphan}/1.image.ingest`, 'x');
+    // The same, made on another host (a container sharing /dev/shm): not ours to remove.
+    mkdirSync(foreign, { recursive: true });
+    writeFileSync(`${foreign}/owner`, 'some-other-host');
     pipe = await startPipeline('noop', ['detect.model.delay_ms=300', 'detect.concurrency=4', 'limits.max_timeout_ms=60000']);
     shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
   });
   after(async () => {
     await pipe?.stop();
+    rmSync(foreign, { recursive: true, force: true });
   });
 
   test('auto on loopback: ingest has its directory, detect and classify pass parts by name; an orphan is gone', () => {
@@ -109,17 +191,18 @@ describe('shared memory between real stage processes (noop profile, 100 KB JPEG)
     assert.ok(statSync(shm).isDirectory());
     for (const stage of ['detect', 'classify']) assert.equal(pipe.procs.find((p) => p.stage === stage)!.facts.shared_memory, true, stage);
     assert.equal(existsSync(orphan), false, 'the dead ingest’s directory was removed');
+    assert.equal(existsSync(foreign), true, 'another host’s directory was left alone');
   });
 
   test('the image waits in shared memory while its job is in flight, and is deleted with the reply', async () => {
     const reply = reqOnce(pipe.endpoint, [header({ v: 1, id: 'in-flight' }), image]);
     await new Promise((r) => setTimeout(r, 150));
-    const files = readdirSync(shm);
+    const files = partFiles(shm);
     assert.equal(files.length, 1, `one file while detect works: ${files.join(', ')}`);
     assert.equal(statSync(`${shm}/${files[0]}`).size, image.length, 'the client’s bytes, unchanged');
     const r = await reply;
     assert.equal(r.ok, true);
-    assert.deepEqual(readdirSync(shm), [], 'deleted when answered');
+    assert.deepEqual(partFiles(shm), [], 'deleted when answered');
   });
 
   test('annotate: the sink reads the image from shared memory and draws on it', async () => {
@@ -128,22 +211,22 @@ describe('shared memory between real stage processes (noop profile, 100 KB JPEG)
     assert.ok(r.ok && r.annotated instanceof Uint8Array);
     const meta = await sharp(Buffer.from(r.annotated)).metadata();
     assert.deepEqual([meta.width, meta.height], [390, 390]);
-    assert.deepEqual(readdirSync(shm), []);
+    assert.deepEqual(partFiles(shm), []);
   });
 
   test('many at once: each gets its one reply, nothing is left behind', async () => {
     const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => reqOnce(pipe.endpoint, [header({ v: 1, id: i }), image])));
     assert.deepEqual(replies.map((r) => [r.id, r.ok]), Array.from({ length: 12 }, (_, i) => [i, true]));
-    assert.deepEqual(readdirSync(shm), []);
+    assert.deepEqual(partFiles(shm), []);
   });
 
   test('a request answered TIMEOUT before detect is done: its file goes at the timeout', async () => {
     const r = await reqOnce(pipe.endpoint, [header({ v: 1, id: 'late', timeout_ms: 100 }), image]);
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.error.code, 'TIMEOUT');
-    assert.deepEqual(readdirSync(shm), [], 'released at the timeout, not when the late result comes');
+    assert.deepEqual(partFiles(shm), [], 'released at the timeout, not when the late result comes');
     await new Promise((r) => setTimeout(r, 400));
-    assert.deepEqual(readdirSync(shm), []);
+    assert.deepEqual(partFiles(shm), []);
   });
 
   test('ingest removes its directory when it stops', async () => {
@@ -178,11 +261,11 @@ describe('a shared part that is not there (what a stage on another host meets)',
       const shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
       const reply = reqOnce(pipe.endpoint, [header({ v: 1, id: 'lost' }), image]);
       await new Promise((r) => setTimeout(r, 150));
-      for (const name of readdirSync(shm)) rmSync(`${shm}/${name}`);
+      for (const name of partFiles(shm)) rmSync(`${shm}/${name}`);
       const r = await reply;
       assert.equal(r.ok, false);
       assert.equal(!r.ok && r.error.code, 'INTERNAL');
-      assert.match(!r.ok ? r.error.message : '', /shared image .* gone: .*another host/);
+      assert.match(!r.ok ? r.error.message : '', /shared .*image.* it is gone: .*another host/);
       const again = await reqOnce(pipe.endpoint, [header({ v: 1, id: 'after' }), image]);
       assert.equal(again.ok, true, 'the stage goes on');
     } finally {

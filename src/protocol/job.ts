@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
-import { readPart, type PartStore } from '../transport/shared-parts.js';
+import { isPartFile, readPart, type PartStore, type SharedPart } from '../transport/shared-parts.js';
 import type { WireError } from './errors.js';
-import { InternalError } from './errors.js';
+import { InternalError, toWireError } from './errors.js';
 import type { Detection, RequestOptions } from './types.js';
 
 /**
@@ -55,10 +55,10 @@ export interface JobMeta {
    * in `shared` are the files `<job>.<part>`; set by ingest, absent when its first hop is remote.
    */
   shm?: string;
-  /** Parts that ride in `shm` instead of as frames: name → size in bytes. */
-  shared?: Partial<Record<PartName, number>>;
-  /** Every part a stage wrote to `shm` for this job, kept to the end: ingest deletes just those files when it answers. */
-  written?: PartName[];
+  /** Parts that ride in `shm` instead of as frames: name → its file there and size. */
+  shared?: Partial<Record<PartName, SharedPart>>;
+  /** Every file a stage wrote to `shm` for this job, kept to the end: ingest deletes just those when it answers. */
+  written?: string[];
 }
 
 export interface Job {
@@ -67,14 +67,14 @@ export interface Job {
   image?: Buffer;
   /** Decoded pixels, see `meta.pixels`. */
   pixels?: Buffer;
-  /** Parts still in shared memory, not read by this stage (name → size); see loadParts(). */
-  shared?: Partial<Record<PartName, number>>;
+  /** Parts still in shared memory, not read by this stage; see loadParts(). */
+  shared?: Partial<Record<PartName, SharedPart>>;
 }
 
 const PART_NAMES: readonly PartName[] = ['image', 'pixels'];
 
-/** Buffers read from shared memory and unchanged since: passed on by name, never written again. */
-const fromShared = new WeakSet<Buffer>();
+/** Buffers read from (or written to) shared memory and unchanged since: passed on by name, never written again. */
+const fromShared = new WeakMap<Buffer, SharedPart>();
 
 // Internal hops use plain msgpack maps too: records would save a few bytes but tie the
 // stages to one msgpackr version, and replicas of different versions may meet.
@@ -90,29 +90,48 @@ export function encodeJob(job: Job, store?: PartStore): Buffer[] {
   const meta = job.meta;
   const parts: PartName[] = [];
   const frames: Buffer[] = [];
-  const shared: Partial<Record<PartName, number>> = {};
+  const shared: Partial<Record<PartName, SharedPart>> = {};
   if (!store) loadParts(job);
   for (const name of PART_NAMES) {
     const bytes = job[name];
-    const size = job.shared?.[name];
-    if (bytes && store && fromShared.has(bytes)) {
-      shared[name] = bytes.length;
-    } else if (bytes && store?.put(meta.shm, meta.job, name, bytes)) {
-      fromShared.add(bytes);
-      shared[name] = bytes.length;
-      meta.written ??= [];
-      if (!meta.written.includes(name)) meta.written.push(name);
+    const known = bytes && store ? fromShared.get(bytes) : undefined;
+    if (known) {
+      shared[name] = known;
     } else if (bytes) {
-      parts.push(name);
-      frames.push(bytes);
-    } else if (size !== undefined) {
-      shared[name] = size;
+      const file = store?.put(meta.shm, meta.job, name, bytes);
+      if (file) {
+        shared[name] = { file, size: bytes.length };
+        fromShared.set(bytes, shared[name]);
+        meta.written ??= [];
+        if (!meta.written.includes(file)) meta.written.push(file);
+      } else {
+        parts.push(name);
+        frames.push(bytes);
+      }
+    } else if (job.shared?.[name]) {
+      shared[name] = job.shared[name];
     }
   }
   meta.parts = parts;
   if (Object.keys(shared).length > 0) meta.shared = shared;
   else delete meta.shared;
   return [packr.pack(meta), ...frames];
+}
+
+/**
+ * encodeJob(), or when that fails (a shared part to send on as a frame is gone) the same job
+ * failed with that error and without parts, which always encodes: the sink still answers the
+ * client, and in broker mode the replica's credit comes back.
+ */
+export function encodeOrFail(job: Job, store?: PartStore): Buffer[] {
+  try {
+    return encodeJob(job, store);
+  } catch (err) {
+    job.meta.error = toWireError(err);
+    dropParts(job);
+    delete job.meta.pixels;
+    return encodeJob(job);
+  }
 }
 
 /**
@@ -123,10 +142,10 @@ export function loadParts(job: Job): void {
   const shared = job.shared;
   if (!shared) return;
   for (const name of PART_NAMES) {
-    const size = shared[name];
-    if (size === undefined) continue;
-    const bytes = readPart(job.meta.shm, job.meta.job, name, size);
-    fromShared.add(bytes);
+    const part = shared[name];
+    if (!part) continue;
+    const bytes = readPart(job.meta.shm, job.meta.job, part);
+    fromShared.set(bytes, part);
     job[name] = bytes;
     delete shared[name];
   }
@@ -165,13 +184,19 @@ export function decodeJob(frames: Buffer[]): Job {
   const job: Job = { meta };
   if (meta.shared !== undefined) {
     if (meta.shared === null || typeof meta.shared !== 'object') throw new InternalError('job header field shared is not a map');
-    const shared: Partial<Record<PartName, number>> = {};
-    for (const [name, size] of Object.entries(meta.shared)) {
-      if (!PART_NAMES.includes(name as PartName) || typeof size !== 'number') throw new InternalError(`job header names an unknown shared part ${name}`);
-      shared[name as PartName] = size;
+    const shared: Partial<Record<PartName, SharedPart>> = {};
+    for (const [name, part] of Object.entries(meta.shared as Record<string, unknown>)) {
+      const p = part as Partial<SharedPart> | null;
+      if (!PART_NAMES.includes(name as PartName) || !p || typeof p.size !== 'number' || !isPartFile(p.file, meta.job)) {
+        throw new InternalError(`job header names a bad shared part ${name}`);
+      }
+      shared[name as PartName] = { file: p.file, size: p.size };
     }
     job.shared = shared;
     delete meta.shared;
+  }
+  if (meta.written !== undefined && !(Array.isArray(meta.written) && meta.written.every((f) => isPartFile(f, meta.job)))) {
+    throw new InternalError('job header field written is not a list of its part files');
   }
   parts.forEach((name, i) => {
     if (name === 'image') job.image = frames[i + 1];
@@ -186,8 +211,8 @@ export function decodeJob(frames: Buffer[]): Job {
 export interface ResultMeta {
   job: number;
   ok: boolean;
-  /** The job's `written` parts: files in ingest's shared directory to delete now. */
-  shared?: PartName[];
+  /** The job's `written` files: in ingest's shared directory, to delete now. */
+  shared?: string[];
 }
 
 export function encodeResult(meta: ResultMeta, reply: Buffer): Buffer[] {
@@ -200,7 +225,7 @@ export function decodeResult(frames: Buffer[]): { meta: ResultMeta; reply: Buffe
   if (meta === null || typeof meta !== 'object' || typeof meta.job !== 'number') {
     throw new InternalError('result header lacks job');
   }
-  // Names of files ingest will delete: only the known ones, whatever the wire says.
-  if (meta.shared !== undefined) meta.shared = Array.isArray(meta.shared) ? meta.shared.filter((n) => PART_NAMES.includes(n)) : [];
+  // Names of files ingest will delete: only this job's part files, whatever the wire says.
+  if (meta.shared !== undefined) meta.shared = Array.isArray(meta.shared) ? meta.shared.filter((f) => isPartFile(f, meta.job)) : [];
   return { meta, reply: frames[1]! };
 }

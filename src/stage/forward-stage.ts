@@ -1,4 +1,4 @@
-import { encodeJob, type Job } from '../protocol/job.js';
+import { encodeOrFail, type Job } from '../protocol/job.js';
 import { stageCurve } from '../security/keys.js';
 import { bindOrFail, connectHop, pullSocket, pushSocket, type HopOptions } from '../transport/sockets.js';
 import { PartStore, sharedHop } from '../transport/shared-parts.js';
@@ -38,12 +38,16 @@ export function workerLink(ctx: StageContext, stage: 'detect' | 'classify' | 'si
 
 /**
  * Where this stage puts large parts for the next hop: shared memory when that hop stays on this
- * host (`transport.shared_memory`), else nowhere (frames). Atomic writes: replicas of a stage
- * may write the same job's part (a hedged copy).
+ * host (`transport.shared_memory`), else nowhere (frames).
  */
-function partStore(ctx: StageContext, next: string): PartStore | undefined {
+function partStore(ctx: StageContext, stage: 'detect' | 'classify', next: string): PartStore | undefined {
   const t = ctx.config.transport;
-  return sharedHop(t, next) ? new PartStore(t.shared_memory_min_bytes, true) : undefined;
+  return sharedHop(t, next) ? new PartStore(t.shared_memory_min_bytes, stage) : undefined;
+}
+
+function forwardStage(stage: StageName): 'detect' | 'classify' {
+  if (stage !== 'detect' && stage !== 'classify') throw new Error(`${stage} is not a forward stage`);
+  return stage;
 }
 
 /** The stage's cross-request batching (`<stage>.batch`). */
@@ -61,7 +65,7 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
   const input = pullSocket(hop);
   const output = pushSocket(hop);
   const writer = new SocketWriter(output, hop.hwm);
-  const store = partStore(ctx, options.to);
+  const store = partStore(ctx, forwardStage(stage), options.to);
   ctx.onClose(async () => {
     input.close();
     await writer.drain(hop.lingerMs);
@@ -86,7 +90,7 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
     stage,
     input,
     processor,
-    emit: (job) => writer.send(encodeJob(job, store)),
+    emit: (job) => writer.send(encodeOrFail(job, store)),
     onFailure: passJob,
     concurrency: options.concurrency,
     batch,
@@ -98,12 +102,12 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
 
 /** Broker mode: jobs come by credit from the broker and go back to it, which passes them on. */
 async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): Promise<void> {
-  const { stage, processor } = options;
-  if (stage !== 'detect' && stage !== 'classify') throw new Error(`${stage} is not a forward stage`);
+  const { processor } = options;
+  const stage = forwardStage(options.stage);
   const batch = batchOptions(ctx, stage);
   // Credit is jobs held at once: enough for `concurrency` full batches, or no batch could fill.
   const link = workerLink(ctx, stage, options.concurrency * batch.maxSize);
-  const store = partStore(ctx, ctx.config.broker[stage]);
+  const store = partStore(ctx, stage, ctx.config.broker[stage]);
   ctx.onClose(async () => {
     await link.close();
     await processor.close();
@@ -123,7 +127,7 @@ async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): 
     stage,
     input: link,
     processor,
-    emit: (job) => link.finish(encodeJob(job, store)),
+    emit: (job) => link.finish(encodeOrFail(job, store)),
     onFailure: passJob,
     dropped: (frames) => link.release(frames[0]),
     concurrency: options.concurrency,

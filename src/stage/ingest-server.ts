@@ -78,7 +78,7 @@ export class IngestServer {
   ) {
     this.processor = new IngestProcessor(config, origin);
     if (shared) {
-      this.store = new PartStore(config.transport.shared_memory_min_bytes, false);
+      this.store = new PartStore(config.transport.shared_memory_min_bytes, 'ingest');
       // A stage may still write a part for a job answered TIMEOUT meanwhile: swept here.
       shared.sweepEvery(10_000, (job) => this.pending.get(job) !== undefined);
     }
@@ -167,7 +167,7 @@ export class IngestServer {
       return false;
     }
     this.stats.accepted++;
-    if (this.shared) request.shared = true;
+    if (meta.written) request.shared = [...meta.written];
     if (this.keepJobs) request.frames = jobFrames;
     this.hold(job, request);
     return true;
@@ -210,7 +210,7 @@ export class IngestServer {
     // How long the frame waited in its box at ingest: `ingest_wait` in the reply's timings.
     meta.timings.ingest_wait = Math.max(0, Date.now() - meta.accepted);
     const jobFrames = this.encode(job);
-    if (this.shared) req.shared = true;
+    if (meta.written) req.shared = [...meta.written];
     if (!this.sockets.upstream.offer(jobFrames)) {
       this.pending.take(meta.job);
       meters()?.errors.inc({ code: ErrorCode.OVERLOADED });
@@ -267,18 +267,19 @@ export class IngestServer {
       this.log.debug({ job: result.meta.job }, 'late result dropped (already answered TIMEOUT)');
       return;
     }
-    this.reply(req, result.reply, result.meta.job, result.meta.shared ?? []);
+    this.reply(req, result.reply, result.meta.job, result.meta.shared);
     this.released(req, result.meta.job);
   }
 
   /**
    * Sends a request's one reply. `written`: the job's files in shared memory as its result lists
-   * them; without a result (TIMEOUT, shutdown) every name is tried.
+   * them. Without a result (TIMEOUT, shutdown) only ingest's own are known; a later stage's
+   * go with the sweep.
    */
   private reply(req: PendingRequest, body: Buffer, job?: number, written?: readonly string[]): void {
     this.stats.answered++;
     // Answered: nobody needs the job's shared files any more (a straggling copy fails to read them, harmlessly).
-    if (req.shared) this.shared!.release(req.job, written);
+    if (this.shared && (req.shared || written?.length)) this.shared.release(req.job, [...new Set([...(req.shared ?? []), ...(written ?? [])])]);
     if (!this.toClients.offer([...req.envelope, body])) this.log.error({ job, id: req.id }, 'client reply queue full; reply dropped');
   }
 

@@ -12,8 +12,8 @@ export interface PendingRequest {
   frames?: Buffer[];
   /** Latest-frame mode: the stream whose slot or box this request holds until it is answered. */
   latest?: string;
-  /** Its job went out naming ingest's shared-memory directory: its files go when it is answered. */
-  shared?: boolean;
+  /** Files ingest wrote for its job in shared memory: they go when it is answered (with those later stages wrote, listed in the result). */
+  shared?: string[];
 }
 
 /**

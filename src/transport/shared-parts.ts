@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { ConfigError } from '../config/errors.js';
@@ -21,8 +22,10 @@ import { SharedMemoryError } from '../protocol/errors.js';
 export const SHARED_BASE = '/dev/shm';
 
 const DIR_NAME = /^framepipe-(\d+)-[0-9a-f]{8}$/;
-/** `<job>.<part>`, or a part being written aside (`<job>.<part>.<pid>.tmp`). */
-const PART_FILE = /^(\d+)\./;
+/** A part file or one being written aside (`<job>.<part>.<writer>.<pid>.tmp`): its job number. */
+const ANY_PART = /^(\d+)\./;
+/** The file in each directory that names the host of the ingest that made it. */
+const OWNER = 'owner';
 
 /** Whether `dir` is one of framepipe's shared directories (a header names it; never trust it blindly). */
 export function isSharedDir(dir: unknown): dir is string {
@@ -66,59 +69,115 @@ export function sharedHop(t: SharedMemorySettings, next: string): boolean {
   return available && t.mode === 'direct' && isLocalEndpoint(next);
 }
 
-export function partFile(dir: string, job: number, part: string): string {
-  return `${dir}/${job}.${part}`;
+/** A part as the job header names it: the file (in the job's shared directory) and its size. */
+export interface SharedPart {
+  file: string;
+  size: number;
+}
+
+/**
+ * `<job>.<part>.<writer>`: each stage that writes a part writes a file of its own, so a part
+ * that changes on the way (a raw BGR frame from ingest, RGB from detect) never replaces the
+ * bytes a resent or duplicate copy of the job still names. Replicas of one stage write the same
+ * name, with the same bytes (an atomic rename each).
+ */
+const PART_FILE = /^(\d+)\.(image|pixels)\.(ingest|detect|classify)$/;
+
+/** Whether `file` names a part of `job` as framepipe writes them (checked before any file is opened). */
+export function isPartFile(file: unknown, job: number): file is string {
+  const m = typeof file === 'string' ? PART_FILE.exec(file) : null;
+  return m !== null && Number(m[1]) === job;
+}
+
+export type PartWriter = 'ingest' | 'detect' | 'classify';
+
+/** Directories checked to be real directories of this user (not symlinks planted in the world-writable /dev/shm). */
+const trusted = new Set<string>();
+
+function trustedDir(dir: unknown): dir is string {
+  if (!isSharedDir(dir)) return false;
+  if (trusted.has(dir)) return true;
+  try {
+    const st = fs.lstatSync(dir);
+    if (!st.isDirectory() || st.uid !== process.getuid?.()) return false;
+  } catch {
+    return false;
+  }
+  // Bounded: one entry per ingest this stage has served.
+  if (trusted.size >= 256) trusted.clear();
+  trusted.add(dir);
+  return true;
 }
 
 /**
  * The bytes of a part another process on this host wrote. Throws SharedMemoryError when the
- * directory is not framepipe's or the file is missing or not `size` bytes long.
+ * directory is not one of framepipe's (or not this user's), the name is not a part of this job,
+ * or the file is missing or not `size` bytes long.
  */
-export function readPart(dir: unknown, job: number, part: string, size: number): Buffer {
-  if (!isSharedDir(dir)) throw new SharedMemoryError(`job ${job}: ${String(dir)} is not a framepipe shared-memory directory`);
-  const file = partFile(dir, job, part);
-  let bytes: Buffer;
+export function readPart(dir: unknown, job: number, part: SharedPart): Buffer {
+  if (!trustedDir(dir)) {
+    throw new SharedMemoryError(
+      `job ${job}: ${String(dir)} is not a framepipe shared-memory directory of this user on this host (is this stage on another host than ingest? then set transport.shared_memory: off)`,
+    );
+  }
+  if (!isPartFile(part.file, job)) throw new SharedMemoryError(`job ${job}: ${String(part.file)} is not a part file of this job`);
+  const file = `${dir}/${part.file}`;
+  let fd: number;
   try {
-    bytes = fs.readFileSync(file);
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
         ? 'it is gone: the request was answered already, or this stage runs on another host than ingest (set transport.shared_memory: off there)'
         : `cannot read it (${code ?? (err as Error).message})`;
-    throw new SharedMemoryError(`job ${job}: shared ${part} ${file}: ${why}`, { cause: err });
+    throw new SharedMemoryError(`job ${job}: shared ${file}: ${why}`, { cause: err });
   }
-  if (bytes.length !== size) throw new SharedMemoryError(`job ${job}: shared ${part} ${file} has ${bytes.length} bytes, the header says ${size}`);
-  return bytes;
+  try {
+    const actual = fs.fstatSync(fd).size;
+    if (actual !== part.size) throw new SharedMemoryError(`job ${job}: shared ${file} has ${actual} bytes, the header says ${part.size}`);
+    const bytes = Buffer.allocUnsafe(part.size);
+    let got = 0;
+    while (got < part.size) {
+      const n = fs.readSync(fd, bytes, got, part.size - got, got);
+      if (n === 0) throw new SharedMemoryError(`job ${job}: shared ${file} ended after ${got} of ${part.size} bytes`);
+      got += n;
+    }
+    return bytes;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
- * Writes parts of at least `minBytes` into a job's shared directory. `atomic`: write aside and
- * rename, for stages where two replicas may write the same part (a hedged copy in broker mode),
- * so a reader never sees a half-written file.
+ * Writes parts of at least `minBytes` into a job's shared directory, as `<job>.<part>.<writer>`.
+ * Stages other than ingest write aside and rename: two replicas may write the same part (a
+ * hedged copy in broker mode), and a reader must never see a half-written file.
  */
 export class PartStore {
   constructor(
     readonly minBytes: number,
-    private readonly atomic: boolean,
+    private readonly writer: PartWriter,
   ) {}
 
-  /** False: not stored (too small, or the job has no shared directory); send it as a frame. */
-  put(dir: unknown, job: number, part: string, bytes: Buffer): boolean {
-    if (bytes.length < this.minBytes || !isSharedDir(dir)) return false;
-    const file = partFile(dir, job, part);
+  /** The file's name in `dir`, or undefined: not stored (too small, or no usable shared directory); send it as a frame. */
+  put(dir: unknown, job: number, part: string, bytes: Buffer): string | undefined {
+    if (bytes.length < this.minBytes || !trustedDir(dir)) return undefined;
+    const name = `${job}.${part}.${this.writer}`;
+    const file = `${dir}/${name}`;
     try {
-      if (this.atomic) {
+      if (this.writer !== 'ingest') {
         const aside = `${file}.${process.pid}.tmp`;
         fs.writeFileSync(aside, bytes, { mode: 0o600 });
         fs.renameSync(aside, file);
       } else {
+        // Job numbers are ingest's own and never reused: nobody else writes or reads this name yet.
         fs.writeFileSync(file, bytes, { mode: 0o600 });
       }
-      return true;
+      return name;
     } catch {
-      // Full or gone (the ingest exited): the frame still works.
-      return false;
+      // Full, or gone (the ingest exited): the frame still works.
+      return undefined;
     }
   }
 }
@@ -137,16 +196,23 @@ export class SharedDir {
     removeOrphans(log);
     const dir = `${SHARED_BASE}/framepipe-${process.pid}-${randomBytes(4).toString('hex')}`;
     fs.mkdirSync(dir, { mode: 0o700 });
+    // Whose it is: another host's (a container with its own pid space that shares /dev/shm) is never "orphaned" here.
+    fs.writeFileSync(`${dir}/${OWNER}`, os.hostname(), { mode: 0o600 });
     return new SharedDir(dir);
   }
 
-  /** Deletes a job's files once its request is answered (off the event loop: nobody waits for it). */
-  release(job: number, parts: readonly string[] = ['image', 'pixels']): void {
-    for (const part of parts) {
+  /**
+   * Deletes a job's files once its request is answered. Synchronous: an unlink is a few µs, and
+   * libuv's pool costs more than that to hand it over and back. Names come from the wire
+   * (results): only part files of this job are touched.
+   */
+  release(job: number, files: readonly string[]): void {
+    for (const name of files) {
+      if (!isPartFile(name, job)) continue;
       try {
-        fs.unlinkSync(partFile(this.path, job, part));
+        fs.unlinkSync(`${this.path}/${name}`);
       } catch {
-        // Never written, or swept already.
+        // Swept already.
       }
     }
   }
@@ -160,7 +226,7 @@ export class SharedDir {
       fs.readdir(this.path, (err, names) => {
         if (err) return;
         for (const name of names) {
-          const m = PART_FILE.exec(name);
+          const m = ANY_PART.exec(name);
           if (m && !pending(Number(m[1]))) fs.unlink(`${this.path}/${name}`, () => {});
         }
       });
@@ -185,7 +251,14 @@ function removeOrphans(log: Logger): void {
   for (const name of names) {
     const m = DIR_NAME.exec(name);
     if (!m || alive(Number(m[1]))) continue;
-    fs.rmSync(`${SHARED_BASE}/${name}`, { recursive: true, force: true });
+    const dir = `${SHARED_BASE}/${name}`;
+    try {
+      // Only this user's, made on this host: a pid means nothing across pid namespaces.
+      if (fs.lstatSync(dir).uid !== process.getuid?.() || fs.readFileSync(`${dir}/${OWNER}`, 'utf8') !== os.hostname()) continue;
+    } catch {
+      continue;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
     log.info({ dir: `${SHARED_BASE}/${name}` }, 'removed the shared-memory directory of an ingest that is gone');
   }
 }
