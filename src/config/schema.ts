@@ -147,6 +147,11 @@ const ocrRec = z
     batch: z.number().int().min(1).max(256).default(16),
     /** Lines narrower than this (pixels at the model's 48-pixel height) are padded to it. */
     min_width: z.number().int().min(32).max(4096).default(96),
+    /**
+     * Recognizer sessions run side by side in worker threads, the stage's threads split among
+     * them; `auto` = one per thread. 1 = one session on the stage's own thread.
+     */
+    workers: z.union([z.number().int().min(1).max(16), z.literal('auto')], { error: 'expected a whole number of workers ≥ 1, or auto' }).default('auto'),
     /** Lines whose recognition confidence falls below this are dropped. */
     min_text_score: z.number().min(0).max(1).default(0.5),
   })
@@ -339,8 +344,11 @@ const stage = <T extends z.ZodTypeAny>(model: T) =>
       threads: z.union([threads, z.literal('auto')], { error: 'expected a whole number of threads ≥ 1, or auto' }).default('auto'),
       /** This stage's weight when `threads` is auto: its share of the cores is cpu_share ÷ (detect's + classify's). */
       cpu_share: z.number().positive().max(100).default(1),
-      /** Jobs one process works on at once (with batching: batches). */
-      concurrency: z.number().int().min(1).max(64).default(1),
+      /**
+       * Jobs one process works on at once (with batching: batches). `auto`: as many as its model
+       * can run at once — OCR recognition with a pool of N workers: N; every other model: 1.
+       */
+      concurrency: z.union([z.number().int().min(1).max(64), z.literal('auto')], { error: 'expected a whole number ≥ 1, or auto' }).default('auto'),
       /** Cross-request batching (`batch.max_size`, `batch.max_wait_ms`). */
       batch: jobBatch.prefault({}),
       model,

@@ -67,6 +67,11 @@ export class OcrClassifyProcessor implements StageProcessor {
     return new OcrClassifyProcessor(recognizer, model.min_text_score);
   }
 
+  /** One job per recognizer worker: with a pool, two jobs keep two workers busy. */
+  get parallelism(): number {
+    return this.recognizer.workers;
+  }
+
   describe(): Record<string, unknown> {
     return this.recognizer.describe();
   }

@@ -6,7 +6,8 @@ import type { RgbImage } from '../image/decode.js';
 import { loadOpenCv, type OpenCv } from '../image/opencv.js';
 import { emptyColumns, longestEmptyRun } from '../image/ink-gaps.js';
 import { PADDLE_REC, fillTensor } from '../image/fill-tensor.js';
-import { ctcGreedy, tokensToText } from './ctc.js';
+import { ctcGreedy, tokensToText, type CtcToken } from './ctc.js';
+import { SessionPool } from './ort-pool.js';
 import { resolveModelFile } from '../config/load.js';
 import type { TextRegion } from './ocr-det.js';
 import { createSession, ort, outputByName } from './ort.js';
@@ -22,7 +23,7 @@ export interface TextLine {
   upsideDown: boolean;
 }
 
-/** Milliseconds spent in each step of the last recognize() call. */
+/** Milliseconds spent in each step of the last recognize() call (with calls at once: of whichever ended last). */
 export interface RecTimings {
   crop: number;
   /** One entry per direction classifier call. */
@@ -49,8 +50,8 @@ export class TextRecognizer {
   lastTimings: RecTimings = { crop: 0, cls: [], rec: [], decode: 0 };
 
   private constructor(
-    private readonly rec: ort.InferenceSession,
-    private readonly cls: ort.InferenceSession | undefined,
+    /** Where inference runs: sessions on this thread, or a pool of worker threads. */
+    private readonly engine: Engine,
     private readonly dict: readonly string[],
     private readonly cv: OpenCv,
     private readonly files: { rec: string; cls?: string; dictionary: string },
@@ -58,18 +59,28 @@ export class TextRecognizer {
     private readonly threads: number,
   ) {}
 
+  /**
+   * `threads`: the stage's ONNX Runtime threads. With `cfg.workers` (auto: one per thread) above
+   * 1 the sessions live in that many worker threads and split the threads among them.
+   */
   static async load(cfg: OcrRecConfig, opts: { modelsDir: string; threads: number }): Promise<TextRecognizer> {
     const recFile = resolveModelFile(cfg.path, opts.modelsDir);
     const dictFile = resolveModelFile(cfg.dictionary, opts.modelsDir);
     const clsFile = cfg.direction === '' ? undefined : resolveModelFile(cfg.direction, opts.modelsDir);
     // Class k is dict[k−1]; the dictionary file has no space, the model's last class is one.
     const dict = [...readFileSync(dictFile, 'utf8').replace(/\r/g, '').split('\n'), ' '];
-    const [rec, cls, cv] = await Promise.all([
-      createSession(recFile, { threads: opts.threads }),
-      clsFile === undefined ? Promise.resolve(undefined) : createSession(clsFile, { threads: opts.threads }),
+    const workers = cfg.workers === 'auto' ? opts.threads : cfg.workers;
+    const files = { rec: recFile, ...(clsFile === undefined ? {} : { cls: clsFile }) };
+    const [engine, cv] = await Promise.all([
+      workers > 1 ? poolEngine(files, workers, Math.max(1, Math.floor(opts.threads / workers))) : sessionEngine(files, opts.threads),
       loadOpenCv(),
     ]);
-    return new TextRecognizer(rec, cls, dict, cv, { rec: recFile, cls: clsFile, dictionary: dictFile }, cfg, opts.threads);
+    return new TextRecognizer(engine, dict, cv, { rec: recFile, cls: clsFile, dictionary: dictFile }, cfg, opts.threads);
+  }
+
+  /** Calls it runs at once. */
+  get workers(): number {
+    return this.engine.workers;
   }
 
   describe(): Record<string, unknown> {
@@ -82,6 +93,7 @@ export class TextRecognizer {
       batch: this.cfg.batch,
       min_width: this.cfg.min_width,
       threads: this.threads,
+      workers: this.engine.workers,
     };
   }
 
@@ -103,8 +115,8 @@ export class TextRecognizer {
     if (lines.length === 0) return items.map(() => []);
 
     const flip: number[] = [];
-    if (this.cls) {
-      const p180 = await this.classify(this.cls, lines);
+    if (this.engine.hasCls) {
+      const p180 = await this.classify(lines);
       p180.forEach((p, i) => {
         if (p >= this.cfg.direction_threshold) flip.push(i);
       });
@@ -127,7 +139,7 @@ export class TextRecognizer {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.rec.release(), this.cls?.release()]);
+    await this.engine.close();
   }
 
   /** Every region cut out upright and scaled to the rec height. */
@@ -147,8 +159,8 @@ export class TextRecognizer {
    * P(180°) per line. The classifier sees a centred 4:1 window of the line rather than the whole
    * line squashed to 192 columns: squashed long lines are what it gets confidently wrong.
    */
-  private async classify(session: ort.InferenceSession, lines: RgbImage[]): Promise<number[]> {
-    const p180: number[] = [];
+  private async classify(lines: RgbImage[]): Promise<number[]> {
+    const calls: Promise<Float32Array>[] = [];
     for (let b = 0; b < lines.length; b += this.cfg.batch) {
       const chunk = lines.slice(b, b + this.cfg.batch);
       const item = 3 * HEIGHT * CLS_WIDTH;
@@ -157,12 +169,19 @@ export class TextRecognizer {
         const window = line.width > CLS_WIDTH ? cropColumns(line, (line.width - CLS_WIDTH) >> 1, CLS_WIDTH) : line;
         fillTensor(window.data, window.width, HEIGHT, PADDLE_REC, input, i * item, { width: CLS_WIDTH, height: HEIGHT });
       });
-      const t0 = performance.now();
       meters()?.batch.observe({ model: 'ocr-cls' }, chunk.length);
-      const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, [chunk.length, 3, HEIGHT, CLS_WIDTH]) });
-      this.lastTimings.cls.push(performance.now() - t0);
-      const probs = outputByName(out, CLS_OUTPUT).data as Float32Array;
-      for (let i = 0; i < chunk.length; i++) p180.push(probs[i * 2 + 1]!);
+      const t0 = performance.now();
+      calls.push(
+        this.engine.cls(input, [chunk.length, 3, HEIGHT, CLS_WIDTH]).then((probs) => {
+          this.lastTimings.cls.push(performance.now() - t0);
+          return probs;
+        }),
+      );
+    }
+    const p180: number[] = [];
+    for (const [b, probs] of (await Promise.all(calls)).entries()) {
+      const n = Math.min(this.cfg.batch, lines.length - b * this.cfg.batch);
+      for (let i = 0; i < n; i++) p180.push(probs[i * 2 + 1]!);
     }
     return p180;
   }
@@ -183,42 +202,95 @@ export class TextRecognizer {
       else batches.push([i]);
     }
     const results: { text: string; score: number }[] = new Array(lines.length);
-    for (const idx of batches) {
-      const maxWidth = Math.max(...idx.map((i) => lines[i]!.width));
-      // A multiple of 8 keeps every CTC step exactly 8 input columns wide.
-      const width = Math.ceil(Math.max(this.cfg.min_width, maxWidth) / 8) * 8;
-      const item = 3 * HEIGHT * width;
-      // Zero after normalisation is the padding PaddleOCR uses.
-      const input = new Float32Array(idx.length * item);
-      idx.forEach((li, k) => {
-        const line = lines[li]!;
-        fillTensor(line.data, line.width, HEIGHT, PADDLE_REC, input, k * item, { width, height: HEIGHT });
-      });
-      const t0 = performance.now();
-      meters()?.batch.observe({ model: 'ocr-rec' }, idx.length);
-      const out = await this.rec.run({ [this.rec.inputNames[0]!]: new ort.Tensor('float32', input, [idx.length, 3, HEIGHT, width]) });
-      const t1 = performance.now();
-      this.lastTimings.rec.push({ lines: idx.length, width, ms: t1 - t0 });
-      const probs = outputByName(out, REC_OUTPUT);
-      const [, steps, classes] = probs.dims as [number, number, number];
-      const data = probs.data as Float32Array;
-      idx.forEach((li, k) => {
-        const tokens = ctcGreedy(data, k * steps * classes, steps, classes);
-        const full = emptyColumns(lines[li]!, 0.06);
-        const core = emptyColumns(lines[li]!, 0.2);
-        const text = tokensToText(tokens, this.dict, {
-          stepPx: width / steps,
-          lineHeightPx: HEIGHT,
-          emptyRun: (x0, x1) => ({
-            full: longestEmptyRun(full, Math.round(x0), Math.round(x1)),
-            core: longestEmptyRun(core, Math.round(x0), Math.round(x1)),
-          }),
+    // Every batch's tensor first, then the calls all at once: a pool of workers runs them side by side.
+    await Promise.all(
+      batches.map(async (idx) => {
+        const maxWidth = Math.max(...idx.map((i) => lines[i]!.width));
+        // A multiple of 8 keeps every CTC step exactly 8 input columns wide.
+        const width = Math.ceil(Math.max(this.cfg.min_width, maxWidth) / 8) * 8;
+        const item = 3 * HEIGHT * width;
+        // Zero after normalisation is the padding PaddleOCR uses.
+        const input = new Float32Array(idx.length * item);
+        idx.forEach((li, k) => {
+          const line = lines[li]!;
+          fillTensor(line.data, line.width, HEIGHT, PADDLE_REC, input, k * item, { width, height: HEIGHT });
         });
-        const score = tokens.length === 0 ? 0 : tokens.reduce((s, t) => s + t.prob, 0) / tokens.length;
-        results[li] = { text, score };
-      });
-      this.lastTimings.decode += performance.now() - t1;
-    }
+        meters()?.batch.observe({ model: 'ocr-rec' }, idx.length);
+        const t0 = performance.now();
+        const { tokens, steps } = await this.engine.rec(input, [idx.length, 3, HEIGHT, width]);
+        const t1 = performance.now();
+        this.lastTimings.rec.push({ lines: idx.length, width, ms: t1 - t0 });
+        idx.forEach((li, k) => {
+          const full = emptyColumns(lines[li]!, 0.06);
+          const core = emptyColumns(lines[li]!, 0.2);
+          const line = tokens[k]!;
+          const text = tokensToText(line, this.dict, {
+            stepPx: width / steps,
+            lineHeightPx: HEIGHT,
+            emptyRun: (x0, x1) => ({
+              full: longestEmptyRun(full, Math.round(x0), Math.round(x1)),
+              core: longestEmptyRun(core, Math.round(x0), Math.round(x1)),
+            }),
+          });
+          const score = line.length === 0 ? 0 : line.reduce((s, t) => s + t.prob, 0) / line.length;
+          results[li] = { text, score };
+        });
+        this.lastTimings.decode += performance.now() - t1;
+      }),
+    );
     return results;
   }
+}
+
+/** The recognizer's two models, wherever they run. */
+interface Engine {
+  workers: number;
+  hasCls: boolean;
+  /** Greedy CTC tokens per batch row, and the model's time steps. */
+  rec(input: Float32Array, dims: number[]): Promise<{ tokens: CtcToken[][]; steps: number }>;
+  /** The direction classifier's probabilities, batch × 2. */
+  cls(input: Float32Array, dims: number[]): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+/** Sessions on the stage's own thread: one call at a time. */
+async function sessionEngine(files: { rec: string; cls?: string }, threads: number): Promise<Engine> {
+  const [rec, cls] = await Promise.all([createSession(files.rec, { threads }), files.cls === undefined ? undefined : createSession(files.cls, { threads })]);
+  return {
+    workers: 1,
+    hasCls: cls !== undefined,
+    async rec(input, dims) {
+      const out = outputByName(await rec.run({ [rec.inputNames[0]!]: new ort.Tensor('float32', input, dims) }), REC_OUTPUT);
+      const [batch, steps, classes] = out.dims as [number, number, number];
+      const data = out.data as Float32Array;
+      return { tokens: Array.from({ length: batch }, (_, k) => ctcGreedy(data, k * steps * classes, steps, classes)), steps };
+    },
+    async cls(input, dims) {
+      const out = await cls!.run({ [cls!.inputNames[0]!]: new ort.Tensor('float32', input, dims) });
+      return outputByName(out, CLS_OUTPUT).data as Float32Array;
+    },
+    async close() {
+      await Promise.all([rec.release(), cls?.release()]);
+    },
+  };
+}
+
+/** Sessions in `workers` worker threads of `threads` threads each: that many calls at once. */
+async function poolEngine(files: { rec: string; cls?: string }, workers: number, threads: number): Promise<Engine> {
+  const pool = await SessionPool.create(files, { workers, threads });
+  return {
+    workers,
+    hasCls: files.cls !== undefined,
+    async rec(input, dims) {
+      const r = await pool.run('rec', input, dims, REC_OUTPUT, 'ctc');
+      if (!('tokens' in r)) throw new Error('rec worker returned no tokens');
+      return { tokens: r.tokens, steps: r.dims[1]! };
+    },
+    async cls(input, dims) {
+      const r = await pool.run('cls', input, dims, CLS_OUTPUT);
+      if (!('values' in r)) throw new Error('cls worker returned no values');
+      return r.values;
+    },
+    close: () => pool.close(),
+  };
 }

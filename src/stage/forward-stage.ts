@@ -16,7 +16,8 @@ export interface ForwardStageOptions {
   from: string;
   /** Endpoint of the next stage, pushed to. */
   to: string;
-  concurrency: number;
+  /** Jobs at once; `auto`: the processor's parallelism. */
+  concurrency: number | 'auto';
   threads: number;
 }
 
@@ -57,7 +58,8 @@ function batchOptions(ctx: StageContext, stage: StageName): BatchOptions {
 }
 
 /** A middle stage (detect, classify): take a job, process it, pass it on. */
-export async function runForwardStage(ctx: StageContext, options: ForwardStageOptions): Promise<void> {
+export async function runForwardStage(ctx: StageContext, given: ForwardStageOptions): Promise<void> {
+  const options = { ...given, concurrency: given.concurrency === 'auto' ? (given.processor.parallelism ?? 1) : given.concurrency };
   if (ctx.config.transport.mode === 'broker') return runBrokerStage(ctx, options);
   const { stage, processor } = options;
   const batch = batchOptions(ctx, stage);
@@ -101,7 +103,7 @@ export async function runForwardStage(ctx: StageContext, options: ForwardStageOp
 }
 
 /** Broker mode: jobs come by credit from the broker and go back to it, which passes them on. */
-async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions): Promise<void> {
+async function runBrokerStage(ctx: StageContext, options: ForwardStageOptions & { concurrency: number }): Promise<void> {
   const { processor } = options;
   const stage = forwardStage(options.stage);
   const batch = batchOptions(ctx, stage);

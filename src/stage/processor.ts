@@ -14,6 +14,8 @@ export interface StageProcessor<In = Job, Out = Job> {
    * shared memory then pass on unread. Default true: they are read before process().
    */
   readonly readsParts?: boolean;
+  /** Jobs it can usefully work on at once (`concurrency: auto` follows it); absent = 1. */
+  readonly parallelism?: number;
   /** Facts for the stage's ready line: model file, input size, threads. */
   describe(): Record<string, unknown>;
   process(input: In): Promise<Out>;

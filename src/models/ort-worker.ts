@@ -1,0 +1,52 @@
+// One ONNX Runtime worker thread of a SessionPool (src/models/ort-pool.ts): loads the pool's
+// models, then runs one inference at a time for the thread that owns it.
+import { parentPort, workerData } from 'node:worker_threads';
+import { ctcGreedy } from './ctc.js';
+import { createSession, outputByName, ort } from './ort.js';
+import type { PoolTask, PoolWorkerData, PoolReply } from './ort-pool.js';
+
+const data = workerData as PoolWorkerData;
+const port = parentPort!;
+
+try {
+  const sessions = new Map<string, ort.InferenceSession>();
+  for (const [name, file] of Object.entries(data.files)) sessions.set(name, await createSession(file, { threads: data.threads }));
+  port.on('message', (task: PoolTask | { close: true }) => {
+    if ('close' in task) void close(sessions);
+    else void run(sessions, task);
+  });
+  port.postMessage({ ready: true } satisfies PoolReply);
+} catch (err) {
+  port.postMessage({ failed: (err as Error).message } satisfies PoolReply);
+}
+
+/**
+ * Ends this thread by letting it run out of work: Worker.terminate() while onnxruntime-node is
+ * inside a call aborts the whole process (a C++ exception thrown during termination).
+ */
+async function close(sessions: Map<string, ort.InferenceSession>): Promise<void> {
+  await Promise.allSettled([...sessions.values()].map((s) => s.release()));
+  port.close();
+}
+
+async function run(sessions: Map<string, ort.InferenceSession>, task: PoolTask): Promise<void> {
+  try {
+    const session = sessions.get(task.model);
+    if (!session) throw new Error(`pool has no model ${task.model}`);
+    const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', task.input, task.dims) });
+    const tensor = outputByName(out, task.output);
+    const values = tensor.data as Float32Array;
+    if (task.post === 'ctc') {
+      // Greedy CTC here: the rec output is batch × steps × 6,625 classes (megabytes), its tokens are bytes.
+      const [batch, steps, classes] = tensor.dims as [number, number, number];
+      const tokens = Array.from({ length: batch }, (_, k) => ctcGreedy(values, k * steps * classes, steps, classes));
+      port.postMessage({ id: task.id, tokens, dims: [...tensor.dims] } satisfies PoolReply);
+    } else {
+      // A copy of our own: the tensor's memory belongs to ONNX Runtime and cannot be transferred.
+      const copy = values.slice();
+      port.postMessage({ id: task.id, values: copy, dims: [...tensor.dims] } satisfies PoolReply, [copy.buffer]);
+    }
+  } catch (err) {
+    port.postMessage({ id: task.id, error: (err as Error).message } satisfies PoolReply);
+  }
+}
