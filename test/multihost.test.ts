@@ -108,10 +108,13 @@ test('broker mode across four network-namespace hosts: real images end to end', 
     // Status from the client's host lists both detect replicas with the host they run on.
     const status = await run(d.ns, [process.execPath, path.join(repoRoot, 'bin/framepipe.js'), 'status', '--json', '--connect', `tcp://${a.ip}:5560`], 30_000);
     assert.equal(status.code, 0, status.out);
-    const peers = (JSON.parse(status.out.slice(status.out.indexOf('{'))) as { peers: { stage: string; done: number }[] }).peers;
+    const { peers, stats } = JSON.parse(status.out.slice(status.out.indexOf('{'))) as { peers: { stage: string; done: number }[]; stats: { hedged: number } };
     const detects = peers.filter((p) => p.stage === 'detect');
     assert.equal(detects.length, 2);
-    assert.equal(detects.reduce((s, p) => s + p.done, 0), 6);
+    // Every request once, plus any copy the broker hedged to an idle replica (timing: a cold first
+    // decode); the broker counts hedges of every hop together.
+    const done = detects.reduce((s, p) => s + p.done, 0);
+    assert.ok(done >= 6 && done <= 6 + stats.hedged, `detect replicas did ${done} jobs for 6 requests; broker ${JSON.stringify(stats)}`);
   } finally {
     await stopProcesses(procs);
     removeHosts();

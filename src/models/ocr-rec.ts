@@ -69,7 +69,7 @@ export class TextRecognizer {
     const clsFile = cfg.direction === '' ? undefined : resolveModelFile(cfg.direction, opts.modelsDir);
     // Class k is dict[k−1]; the dictionary file has no space, the model's last class is one.
     const dict = [...readFileSync(dictFile, 'utf8').replace(/\r/g, '').split('\n'), ' '];
-    const workers = cfg.workers === 'auto' ? opts.threads : cfg.workers;
+    const workers = cfg.workers === 'auto' ? Math.min(opts.threads, 16) : cfg.workers;
     const files = { rec: recFile, ...(clsFile === undefined ? {} : { cls: clsFile }) };
     const [engine, cv] = await Promise.all([
       workers > 1 ? poolEngine(files, workers, Math.max(1, Math.floor(opts.threads / workers))) : sessionEngine(files, opts.threads),
@@ -107,23 +107,26 @@ export class TextRecognizer {
    * One list of lines per image, in order.
    */
   async recognizeMany(items: readonly { img: RgbImage; regions: TextRegion[] }[]): Promise<TextLine[][]> {
-    this.lastTimings = { crop: 0, cls: [], rec: [], decode: 0 };
+    // This call's own: calls at once (concurrency > 1) must not write into each other's.
+    const timings: RecTimings = { crop: 0, cls: [], rec: [], decode: 0 };
     const t0 = performance.now();
     const perItem = items.map(({ img, regions }) => (regions.length === 0 ? [] : this.cropLines(img, regions)));
     const lines = perItem.flat();
-    this.lastTimings.crop = performance.now() - t0;
+    timings.crop = performance.now() - t0;
+    this.lastTimings = timings;
     if (lines.length === 0) return items.map(() => []);
 
     const flip: number[] = [];
     if (this.engine.hasCls) {
-      const p180 = await this.classify(lines);
+      const p180 = await this.classify(lines, timings);
       p180.forEach((p, i) => {
         if (p >= this.cfg.direction_threshold) flip.push(i);
       });
     }
     // Upright readings and the 180° candidates go through the recognizer together, so that the
     // orientation check costs rows in the same batches rather than calls of its own.
-    const reads = await this.read([...lines, ...flip.map((i) => rotate180(lines[i]!))]);
+    const reads = await this.read([...lines, ...flip.map((i) => rotate180(lines[i]!))], timings);
+    this.lastTimings = timings;
     const result: TextLine[] = lines.map((_, i) => ({ ...reads[i]!, upsideDown: false }));
     flip.forEach((i, k) => {
       const turned = reads[lines.length + k]!;
@@ -159,9 +162,11 @@ export class TextRecognizer {
    * P(180°) per line. The classifier sees a centred 4:1 window of the line rather than the whole
    * line squashed to 192 columns: squashed long lines are what it gets confidently wrong.
    */
-  private async classify(lines: RgbImage[]): Promise<number[]> {
-    const calls: Promise<Float32Array>[] = [];
-    for (let b = 0; b < lines.length; b += this.cfg.batch) {
+  private async classify(lines: RgbImage[], timings: RecTimings): Promise<number[]> {
+    const p180: number[] = new Array(lines.length);
+    const starts: number[] = [];
+    for (let b = 0; b < lines.length; b += this.cfg.batch) starts.push(b);
+    await this.inFlight(starts, async (b) => {
       const chunk = lines.slice(b, b + this.cfg.batch);
       const item = 3 * HEIGHT * CLS_WIDTH;
       const input = new Float32Array(chunk.length * item);
@@ -171,19 +176,24 @@ export class TextRecognizer {
       });
       meters()?.batch.observe({ model: 'ocr-cls' }, chunk.length);
       const t0 = performance.now();
-      calls.push(
-        this.engine.cls(input, [chunk.length, 3, HEIGHT, CLS_WIDTH]).then((probs) => {
-          this.lastTimings.cls.push(performance.now() - t0);
-          return probs;
-        }),
-      );
-    }
-    const p180: number[] = [];
-    for (const [b, probs] of (await Promise.all(calls)).entries()) {
-      const n = Math.min(this.cfg.batch, lines.length - b * this.cfg.batch);
-      for (let i = 0; i < n; i++) p180.push(probs[i * 2 + 1]!);
-    }
+      const probs = await this.engine.cls(input, [chunk.length, 3, HEIGHT, CLS_WIDTH]);
+      timings.cls.push(performance.now() - t0);
+      for (let i = 0; i < chunk.length; i++) p180[b + i] = probs[i * 2 + 1]!;
+    });
     return p180;
+  }
+
+  /**
+   * Runs `call` on every item with as many at once as the engine has workers, plus one whose
+   * tensor is being filled meanwhile: the tensors of a page of lines are not all in memory at once.
+   */
+  private async inFlight<T>(items: readonly T[], call: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    const lane = async () => {
+      while (next < items.length) await call(items[next++]!);
+    };
+    const lanes = Math.min(items.length, this.engine.workers === 1 ? 1 : this.engine.workers + 1);
+    await Promise.all(Array.from({ length: lanes }, lane));
   }
 
   /**
@@ -192,7 +202,7 @@ export class TextRecognizer {
    * and PP-OCRv4 rec (SVTR, with attention over the width) costs more than linearly in width,
    * so padding a short line to a long one costs more than a separate call saves.
    */
-  private async read(lines: RgbImage[]): Promise<{ text: string; score: number }[]> {
+  private async read(lines: RgbImage[], timings: RecTimings): Promise<{ text: string; score: number }[]> {
     const order = lines.map((_, i) => i).sort((a, b) => lines[a]!.width - lines[b]!.width);
     const batches: number[][] = [];
     for (const i of order) {
@@ -202,42 +212,40 @@ export class TextRecognizer {
       else batches.push([i]);
     }
     const results: { text: string; score: number }[] = new Array(lines.length);
-    // Every batch's tensor first, then the calls all at once: a pool of workers runs them side by side.
-    await Promise.all(
-      batches.map(async (idx) => {
-        const maxWidth = Math.max(...idx.map((i) => lines[i]!.width));
-        // A multiple of 8 keeps every CTC step exactly 8 input columns wide.
-        const width = Math.ceil(Math.max(this.cfg.min_width, maxWidth) / 8) * 8;
-        const item = 3 * HEIGHT * width;
-        // Zero after normalisation is the padding PaddleOCR uses.
-        const input = new Float32Array(idx.length * item);
-        idx.forEach((li, k) => {
-          const line = lines[li]!;
-          fillTensor(line.data, line.width, HEIGHT, PADDLE_REC, input, k * item, { width, height: HEIGHT });
+    // With a pool of workers, batches run side by side.
+    await this.inFlight(batches, async (idx) => {
+      const maxWidth = Math.max(...idx.map((i) => lines[i]!.width));
+      // A multiple of 8 keeps every CTC step exactly 8 input columns wide.
+      const width = Math.ceil(Math.max(this.cfg.min_width, maxWidth) / 8) * 8;
+      const item = 3 * HEIGHT * width;
+      // Zero after normalisation is the padding PaddleOCR uses.
+      const input = new Float32Array(idx.length * item);
+      idx.forEach((li, k) => {
+        const line = lines[li]!;
+        fillTensor(line.data, line.width, HEIGHT, PADDLE_REC, input, k * item, { width, height: HEIGHT });
+      });
+      meters()?.batch.observe({ model: 'ocr-rec' }, idx.length);
+      const t0 = performance.now();
+      const { tokens, steps } = await this.engine.rec(input, [idx.length, 3, HEIGHT, width]);
+      const t1 = performance.now();
+      timings.rec.push({ lines: idx.length, width, ms: t1 - t0 });
+      idx.forEach((li, k) => {
+        const full = emptyColumns(lines[li]!, 0.06);
+        const core = emptyColumns(lines[li]!, 0.2);
+        const line = tokens[k]!;
+        const text = tokensToText(line, this.dict, {
+          stepPx: width / steps,
+          lineHeightPx: HEIGHT,
+          emptyRun: (x0, x1) => ({
+            full: longestEmptyRun(full, Math.round(x0), Math.round(x1)),
+            core: longestEmptyRun(core, Math.round(x0), Math.round(x1)),
+          }),
         });
-        meters()?.batch.observe({ model: 'ocr-rec' }, idx.length);
-        const t0 = performance.now();
-        const { tokens, steps } = await this.engine.rec(input, [idx.length, 3, HEIGHT, width]);
-        const t1 = performance.now();
-        this.lastTimings.rec.push({ lines: idx.length, width, ms: t1 - t0 });
-        idx.forEach((li, k) => {
-          const full = emptyColumns(lines[li]!, 0.06);
-          const core = emptyColumns(lines[li]!, 0.2);
-          const line = tokens[k]!;
-          const text = tokensToText(line, this.dict, {
-            stepPx: width / steps,
-            lineHeightPx: HEIGHT,
-            emptyRun: (x0, x1) => ({
-              full: longestEmptyRun(full, Math.round(x0), Math.round(x1)),
-              core: longestEmptyRun(core, Math.round(x0), Math.round(x1)),
-            }),
-          });
-          const score = line.length === 0 ? 0 : line.reduce((s, t) => s + t.prob, 0) / line.length;
-          results[li] = { text, score };
-        });
-        this.lastTimings.decode += performance.now() - t1;
-      }),
-    );
+        const score = line.length === 0 ? 0 : line.reduce((s, t) => s + t.prob, 0) / line.length;
+        results[li] = { text, score };
+      });
+      timings.decode += performance.now() - t1;
+    });
     return results;
   }
 }

@@ -11,9 +11,11 @@ const port = parentPort!;
 try {
   const sessions = new Map<string, ort.InferenceSession>();
   for (const [name, file] of Object.entries(data.files)) sessions.set(name, await createSession(file, { threads: data.threads }));
+  // The call in progress: close() waits for it (onnxruntime-node defers run() by a setImmediate).
+  let current: Promise<void> = Promise.resolve();
   port.on('message', (task: PoolTask | { close: true }) => {
-    if ('close' in task) void close(sessions);
-    else void run(sessions, task);
+    if ('close' in task) void current.then(() => close(sessions));
+    else current = run(sessions, task);
   });
   port.postMessage({ ready: true } satisfies PoolReply);
 } catch (err) {

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { exitWhenIdle } from '../exit-guard.js';
 import { StartupError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -56,14 +57,17 @@ export function setupStage(stage: ProcessName, argv: string[] = process.argv): S
       }
       log.flush?.();
     }
-    process.exit(code);
+    exitWhenIdle(code);
+    // The process ends in exitWhenIdle; nothing after an exit() runs.
+    return new Promise<never>(() => {});
   };
 
   const onSignal = (signal: string) => {
     log.info({ signal }, 'stopping');
     stop.abort();
-    // A second signal, or a stuck cleanup, must still end the process.
-    setTimeout(() => process.exit(code130(signal)), 10_000).unref();
+    // A second signal, or a stuck cleanup, must still end the process (once no inference call
+    // is mid-way in a worker thread: ending one there aborts the process, src/exit-guard.ts).
+    setTimeout(() => exitWhenIdle(code130(signal)), 10_000).unref();
   };
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
