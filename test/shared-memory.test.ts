@@ -3,7 +3,8 @@
 // nothing behind — answered, timed out, or killed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import os from 'node:os';
 import sharp from 'sharp';
 import { SharedMemoryError } from '../src/protocol/errors.js';
@@ -11,7 +12,7 @@ import { decodeJob, decodeResult, encodeJob, encodeOrFail, encodeResult, loadPar
 import { Packr } from 'msgpackr';
 import { isLocalEndpoint, PartStore, readPart, SHARED_BASE, SharedDir, sharedMemoryAvailable } from '../src/transport/shared-parts.js';
 import { createLogger } from '../src/log.js';
-import { header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
+import { header, repoRoot, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
 
 const skip = sharedMemoryAvailable() ? false : `${SHARED_BASE} is not a writable directory here`;
 const log = createLogger('test', 'silent');
@@ -271,5 +272,43 @@ describe('a shared part that is not there (what a stage on another host meets)',
     } finally {
       await pipe.stop();
     }
+  });
+});
+
+describe('shared memory in the OCR profile: detect writes the decoded pixels, ingest deletes them too', { skip }, () => {
+  let pipe: TestPipeline;
+  let shm: string;
+  const receipt = readFileSync(path.join(repoRoot, 'samples', 'receipt.png'));
+
+  before(async () => {
+    pipe = await startPipeline('ocr', ['log.level=warn']);
+    shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
+  });
+  after(async () => {
+    await pipe?.stop();
+  });
+
+  test('a read page: the pixels went through /dev/shm, and no file is left once it is answered', async () => {
+    const reply = reqOnce(pipe.endpoint, [header({ v: 1, id: 'page' }), receipt], 30_000);
+    // While classify reads, detect's decoded pixels wait in shared memory.
+    let seen: string[] = [];
+    const until = Date.now() + 20_000;
+    while (Date.now() < until && !seen.some((f) => f.endsWith('.pixels.detect'))) {
+      seen = partFiles(shm);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    assert.ok(seen.some((f) => f.endsWith('.pixels.detect')), `detect's pixels in ${shm}: ${seen.join(', ')}`);
+    const r = await reply;
+    assert.equal(r.ok, true);
+    assert.ok(r.ok && r.detections.some((d) => d.text === 'Total'));
+    assert.deepEqual(partFiles(shm), []);
+  });
+
+  test('a page answered TIMEOUT in the pipeline: detect’s file goes with the late result or with the stage that drops the job, not the 10-s sweep', async () => {
+    const r = await reqOnce(pipe.endpoint, [header({ v: 1, id: 'late-page', timeout_ms: 60 }), receipt], 30_000);
+    assert.equal(!r.ok && r.error.code, 'TIMEOUT');
+    const until = Date.now() + 5_000;
+    while (Date.now() < until && partFiles(shm).length > 0) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(partFiles(shm), [], 'gone within 5 s, well before the 10-s sweep');
   });
 });

@@ -265,6 +265,8 @@ export class IngestServer {
       // Already answered with TIMEOUT: the one reply has gone out, this one must not.
       this.stats.late++;
       this.log.debug({ job: result.meta.job }, 'late result dropped (already answered TIMEOUT)');
+      // Its files written after the answer would otherwise wait for the sweep.
+      if (result.meta.shared?.length) this.shared?.release(result.meta.job, result.meta.shared);
       return;
     }
     this.reply(req, result.reply, result.meta.job, result.meta.shared);

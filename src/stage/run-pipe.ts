@@ -4,6 +4,7 @@ import { ErrorCode, toWireError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { meters, waitSeconds } from '../metrics/meters.js';
 import { until } from '../transport/receive.js';
+import { deleteParts } from '../transport/shared-parts.js';
 import type { StageProcessor } from './processor.js';
 
 /** Where jobs come from: a PULL socket (direct mode) or the broker's credit-based dispatch. */
@@ -83,6 +84,8 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     const meta = job.meta;
     if (!meta.error && Date.now() > meta.deadline) {
       // Ingest has already answered TIMEOUT; doing the work would only delay live requests.
+      // Nothing will reach ingest for it, so the files stages wrote for it go here.
+      if (meta.written) deleteParts(meta.shm, meta.job, meta.written);
       stats.expired++;
       m?.jobs.inc({ outcome: 'expired' });
       log.debug({ job: meta.job, id: meta.id }, 'dropped expired job');

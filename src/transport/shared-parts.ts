@@ -14,10 +14,11 @@ import { SharedMemoryError } from '../protocol/errors.js';
  * with nothing to draw) never reads it. Triton's system shared memory is the same idea; files
  * in /dev/shm instead of mmap because Node has no mmap without a native addon.
  *
- * Layout: one directory per ingest process, `/dev/shm/framepipe-<pid>-<random>`, holding
- * `<job>.<part>` files. Ingest creates and removes the directory, writes the client's image,
- * and deletes a job's files when it answers the request; stages further on may add a part
- * (detect's decoded pixels) in the same directory, named in the job header `shm`.
+ * Layout: one directory per ingest process, `/dev/shm/framepipe-<pid>-<random>` (with an
+ * `owner` file naming its host), holding `<job>.<part>.<writer>` files. Ingest creates and
+ * removes the directory, writes the client's image, and deletes a job's files when it answers
+ * the request; stages further on may add a part (detect's decoded pixels) in the same
+ * directory, named in the job header `shm`.
  */
 export const SHARED_BASE = '/dev/shm';
 
@@ -182,6 +183,23 @@ export class PartStore {
   }
 }
 
+/**
+ * Deletes a job's part files (names as the wire gives them: only this job's part files in one of
+ * framepipe's directories of this user are touched). Synchronous: an unlink is a few µs, and
+ * libuv's pool costs more than that to hand it over and back.
+ */
+export function deleteParts(dir: unknown, job: number, files: readonly string[]): void {
+  if (files.length === 0 || !trustedDir(dir)) return;
+  for (const name of files) {
+    if (!isPartFile(name, job)) continue;
+    try {
+      fs.unlinkSync(`${dir}/${name}`);
+    } catch {
+      // Gone already (deleted by whoever answered, or swept).
+    }
+  }
+}
+
 /** Ingest's own directory: made at start, emptied job by job, removed at exit. */
 export class SharedDir {
   readonly path: string;
@@ -207,14 +225,7 @@ export class SharedDir {
    * (results): only part files of this job are touched.
    */
   release(job: number, files: readonly string[]): void {
-    for (const name of files) {
-      if (!isPartFile(name, job)) continue;
-      try {
-        fs.unlinkSync(`${this.path}/${name}`);
-      } catch {
-        // Swept already.
-      }
-    }
+    deleteParts(this.path, job, files);
   }
 
   /**
