@@ -73,7 +73,11 @@ export interface Job {
 
 const PART_NAMES: readonly PartName[] = ['image', 'pixels'];
 
-/** Buffers read from (or written to) shared memory and unchanged since: passed on by name, never written again. */
+/**
+ * Buffers read from (or written to) shared memory: passed on by name, never written again. So a
+ * processor that changes a part must put a new Buffer in its place, never write into this one
+ * (every processor does: decoding, colour conversion and crops all make new buffers).
+ */
 const fromShared = new WeakMap<Buffer, SharedPart>();
 
 // Internal hops use plain msgpack maps too: records would save a few bytes but tie the
