@@ -1,4 +1,5 @@
 import { Client } from '../src/client/client.js';
+import sharp from 'sharp';
 import { schedule } from './dispatch-sim.js';
 import { createProgress } from '../src/cli/progress.js';
 import { launchPipeline, type Pipeline } from '../src/cli/launcher.js';
@@ -150,4 +151,15 @@ export interface Scenario {
   description: string;
   /** Returns markdown (tables and a sentence or two) for docs/benchmarks.md, and optionally a chart panel. */
   run(options: { quick: boolean }): Promise<string | ScenarioOutput>;
+}
+
+/**
+ * A real JPEG of random pixels, `side` × `side`: noise compresses poorly, so its size follows its
+ * pixel count (about 0.65 byte per pixel at quality 80: 390 → ~100 KB). Deterministic per seed.
+ */
+export async function noiseJpeg(side: number, seed = 12345): Promise<Buffer> {
+  const pixels = Buffer.alloc(side * side * 3);
+  let x = seed;
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+  return sharp(pixels, { raw: { width: side, height: side, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
 }

@@ -1,10 +1,9 @@
 // The plumbing alone: the noop profile (no models, no decode) through all four stages at client
 // concurrency 1–16 against a bare ZeroMQ REQ/REP echo of the same bytes, for JPEGs of about
 // 10 KB, 100 KB and 1 MB.
-import sharp from 'sharp';
 import * as zmq from 'zeromq';
 import { freePorts } from '../src/transport/ports.js';
-import { benchPipeline, summarize, table, type ChartSeries, type Scenario } from './lib.js';
+import { benchPipeline, noiseJpeg, summarize, table, type ChartSeries, type Scenario } from './lib.js';
 import { BestOf, CPU_NOTE, hopSection, pipelineSeries, roundsNote, sweepPipeline, sweepTable, withCpu, type PipelineSweep } from './sweep.js';
 import { memoryMiB } from './proc-stats.js';
 
@@ -38,13 +37,9 @@ async function echoLockstep(payload: Buffer, count: number) {
  */
 async function jpegOfSize(bytes: number): Promise<Buffer> {
   let side = Math.sqrt(bytes / 1.2);
-  let jpeg = Buffer.alloc(0);
+  let jpeg: Buffer = Buffer.alloc(0);
   for (let i = 0; i < 4; i++) {
-    const w = Math.max(8, Math.round(side));
-    const pixels = Buffer.alloc(w * w * 3);
-    let seed = 12345;
-    for (let j = 0; j < pixels.length; j++) pixels[j] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
-    jpeg = await sharp(pixels, { raw: { width: w, height: w, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+    jpeg = await noiseJpeg(Math.max(8, Math.round(side)));
     side *= Math.sqrt(bytes / jpeg.length);
   }
   return jpeg;

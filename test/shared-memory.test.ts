@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, sym
 import path from 'node:path';
 import os from 'node:os';
 import sharp from 'sharp';
+import { noiseJpeg } from '../bench/lib.js';
 import { SharedMemoryError } from '../src/protocol/errors.js';
 import { decodeJob, decodeResult, encodeJob, encodeOrFail, encodeResult, loadParts, type Job } from '../src/protocol/job.js';
 import { Packr } from 'msgpackr';
@@ -17,13 +18,6 @@ import { header, repoRoot, reqOnce, startPipeline, type TestPipeline } from './h
 const skip = sharedMemoryAvailable() ? false : `${SHARED_BASE} is not a writable directory here`;
 const log = createLogger('test', 'silent');
 
-/** A real JPEG of random pixels, about `side`² × 0.65 bytes: large enough to go through shared memory. */
-async function noiseJpeg(side: number): Promise<Buffer> {
-  const pixels = Buffer.alloc(side * side * 3);
-  let seed = 7;
-  for (let i = 0; i < pixels.length; i++) pixels[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
-  return sharp(pixels, { raw: { width: side, height: side, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
-}
 
 /** The part files in a shared directory (without its owner file). */
 function partFiles(dir: string): string[] {
