@@ -9,6 +9,12 @@ export interface CtcToken {
   end: number;
 }
 
+/** ctcGreedy() of every row of a `batch × steps × classes` output. */
+export function ctcRows(probs: Float32Array, dims: readonly number[]): CtcToken[][] {
+  const [batch, steps, classes] = dims as [number, number, number];
+  return Array.from({ length: batch }, (_, k) => ctcGreedy(probs, k * steps * classes, steps, classes));
+}
+
 /**
  * Greedy CTC decoding of one sequence: argmax per step, merge runs, drop blanks. `probs` holds
  * `steps × classes` values from `offset`. Hot path (steps × 6625 per line), so one flat loop.

@@ -6,7 +6,7 @@ import type { RgbImage } from '../image/decode.js';
 import { loadOpenCv, type OpenCv } from '../image/opencv.js';
 import { emptyColumns, longestEmptyRun } from '../image/ink-gaps.js';
 import { PADDLE_REC, fillTensor } from '../image/fill-tensor.js';
-import { ctcGreedy, tokensToText, type CtcToken } from './ctc.js';
+import { ctcRows, tokensToText, type CtcToken } from './ctc.js';
 import { SessionPool } from './ort-pool.js';
 import { resolveModelFile } from '../config/load.js';
 import type { TextRegion } from './ocr-det.js';
@@ -23,7 +23,7 @@ export interface TextLine {
   upsideDown: boolean;
 }
 
-/** Milliseconds spent in each step of the last recognize() call (with calls at once: of whichever ended last). */
+/** Milliseconds spent in each step of the last recognize() call (with calls at once: of whichever started last). */
 export interface RecTimings {
   crop: number;
   /** One entry per direction classifier call. */
@@ -109,11 +109,11 @@ export class TextRecognizer {
   async recognizeMany(items: readonly { img: RgbImage; regions: TextRegion[] }[]): Promise<TextLine[][]> {
     // This call's own: calls at once (concurrency > 1) must not write into each other's.
     const timings: RecTimings = { crop: 0, cls: [], rec: [], decode: 0 };
+    this.lastTimings = timings;
     const t0 = performance.now();
     const perItem = items.map(({ img, regions }) => (regions.length === 0 ? [] : this.cropLines(img, regions)));
     const lines = perItem.flat();
     timings.crop = performance.now() - t0;
-    this.lastTimings = timings;
     if (lines.length === 0) return items.map(() => []);
 
     const flip: number[] = [];
@@ -126,7 +126,6 @@ export class TextRecognizer {
     // Upright readings and the 180° candidates go through the recognizer together, so that the
     // orientation check costs rows in the same batches rather than calls of its own.
     const reads = await this.read([...lines, ...flip.map((i) => rotate180(lines[i]!))], timings);
-    this.lastTimings = timings;
     const result: TextLine[] = lines.map((_, i) => ({ ...reads[i]!, upsideDown: false }));
     flip.forEach((i, k) => {
       const turned = reads[lines.length + k]!;
@@ -269,9 +268,7 @@ async function sessionEngine(files: { rec: string; cls?: string }, threads: numb
     hasCls: cls !== undefined,
     async rec(input, dims) {
       const out = outputByName(await rec.run({ [rec.inputNames[0]!]: new ort.Tensor('float32', input, dims) }), REC_OUTPUT);
-      const [batch, steps, classes] = out.dims as [number, number, number];
-      const data = out.data as Float32Array;
-      return { tokens: Array.from({ length: batch }, (_, k) => ctcGreedy(data, k * steps * classes, steps, classes)), steps };
+      return { tokens: ctcRows(out.data as Float32Array, out.dims), steps: out.dims[1]! };
     },
     async cls(input, dims) {
       const out = await cls!.run({ [cls!.inputNames[0]!]: new ort.Tensor('float32', input, dims) });

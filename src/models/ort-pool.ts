@@ -94,10 +94,6 @@ export class SessionPool {
     );
   }
 
-  get size(): number {
-    return this.slots.length;
-  }
-
   /** The slots' workers (tests). */
   get workerThreads(): readonly Worker[] {
     return this.slots.map((s) => s.worker);

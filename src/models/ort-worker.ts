@@ -1,7 +1,7 @@
 // One ONNX Runtime worker thread of a SessionPool (src/models/ort-pool.ts): loads the pool's
 // models, then runs one inference at a time for the thread that owns it.
 import { parentPort, workerData } from 'node:worker_threads';
-import { ctcGreedy } from './ctc.js';
+import { ctcRows } from './ctc.js';
 import { createSession, outputByName, ort } from './ort.js';
 import type { PoolTask, PoolWorkerData, PoolReply } from './ort-pool.js';
 
@@ -40,9 +40,7 @@ async function run(sessions: Map<string, ort.InferenceSession>, task: PoolTask):
     const values = tensor.data as Float32Array;
     if (task.post === 'ctc') {
       // Greedy CTC here: the rec output is batch × steps × 6,625 classes (megabytes), its tokens are bytes.
-      const [batch, steps, classes] = tensor.dims as [number, number, number];
-      const tokens = Array.from({ length: batch }, (_, k) => ctcGreedy(values, k * steps * classes, steps, classes));
-      port.postMessage({ id: task.id, tokens, dims: [...tensor.dims] } satisfies PoolReply);
+      port.postMessage({ id: task.id, tokens: ctcRows(values, tensor.dims), dims: [...tensor.dims] } satisfies PoolReply);
     } else {
       // A copy of our own: the tensor's memory belongs to ONNX Runtime and cannot be transferred.
       const copy = values.slice();

@@ -157,12 +157,10 @@ export function loadParts(job: Job): void {
 }
 
 /** The job carries no image or pixels any more (a failed job, or one past the last stage that needs them). */
-export function dropParts(job: Job, names: readonly PartName[] = PART_NAMES): void {
-  for (const name of names) {
-    delete job[name];
-    if (job.shared) delete job.shared[name];
-  }
-  if (job.shared && Object.keys(job.shared).length === 0) delete job.shared;
+export function dropParts(job: Job): void {
+  delete job.image;
+  delete job.pixels;
+  delete job.shared;
 }
 
 /** Epoch milliseconds with sub-millisecond resolution: hop waits are often well under 1 ms. */

@@ -167,7 +167,7 @@ export class IngestServer {
       return false;
     }
     this.stats.accepted++;
-    if (meta.written) request.shared = [...meta.written];
+    if (meta.written) request.shared = meta.written;
     if (this.keepJobs) request.frames = jobFrames;
     this.hold(job, request);
     return true;
@@ -210,7 +210,7 @@ export class IngestServer {
     // How long the frame waited in its box at ingest: `ingest_wait` in the reply's timings.
     meta.timings.ingest_wait = Math.max(0, Date.now() - meta.accepted);
     const jobFrames = this.encode(job);
-    if (meta.written) req.shared = [...meta.written];
+    if (meta.written) req.shared = meta.written;
     if (!this.sockets.upstream.offer(jobFrames)) {
       this.pending.take(meta.job);
       meters()?.errors.inc({ code: ErrorCode.OVERLOADED });
@@ -275,13 +275,15 @@ export class IngestServer {
 
   /**
    * Sends a request's one reply. `written`: the job's files in shared memory as its result lists
-   * them. Without a result (TIMEOUT, shutdown) only ingest's own are known; a later stage's
-   * go with the sweep.
+   * them (ingest's own among them: the list grows along the chain). Without a result (TIMEOUT,
+   * shutdown) only ingest's own are known; the rest go with the stage that drops the expired
+   * job, the late result, or the sweep.
    */
   private reply(req: PendingRequest, body: Buffer, job?: number, written?: readonly string[]): void {
     this.stats.answered++;
     // Answered: nobody needs the job's shared files any more (a straggling copy fails to read them, harmlessly).
-    if (this.shared && (req.shared || written?.length)) this.shared.release(req.job, [...new Set([...(req.shared ?? []), ...(written ?? [])])]);
+    const files = written ?? req.shared;
+    if (files) this.shared?.release(req.job, files);
     if (!this.toClients.offer([...req.envelope, body])) this.log.error({ job, id: req.id }, 'client reply queue full; reply dropped');
   }
 

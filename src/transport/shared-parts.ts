@@ -135,16 +135,10 @@ export function readPart(dir: unknown, job: number, part: SharedPart): Buffer {
     throw new SharedMemoryError(`job ${job}: shared ${file}: ${why}`, { cause: err });
   }
   try {
+    // Sized before reading: a header cannot make a stage read more than it says.
     const actual = fs.fstatSync(fd).size;
     if (actual !== part.size) throw new SharedMemoryError(`job ${job}: shared ${file} has ${actual} bytes, the header says ${part.size}`);
-    const bytes = Buffer.allocUnsafe(part.size);
-    let got = 0;
-    while (got < part.size) {
-      const n = fs.readSync(fd, bytes, got, part.size - got, got);
-      if (n === 0) throw new SharedMemoryError(`job ${job}: shared ${file} ended after ${got} of ${part.size} bytes`);
-      got += n;
-    }
-    return bytes;
+    return fs.readFileSync(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -219,11 +213,7 @@ export class SharedDir {
     return new SharedDir(dir);
   }
 
-  /**
-   * Deletes a job's files once its request is answered. Synchronous: an unlink is a few µs, and
-   * libuv's pool costs more than that to hand it over and back. Names come from the wire
-   * (results): only part files of this job are touched.
-   */
+  /** Deletes a job's files once its request is answered (deleteParts). */
   release(job: number, files: readonly string[]): void {
     deleteParts(this.path, job, files);
   }
