@@ -44,10 +44,16 @@ export function summarize(concurrency: number, latencies: number[], errors: numb
 
 /**
  * Offers `count` images to an endpoint keeping `concurrency` in flight (a DEALER window), and
- * measures each request from send to reply.
+ * measures each request from send to reply (with `sharedMemory`, writing each image's file too).
  */
-export async function offerLoad(endpoint: string, images: Buffer[], concurrency: number, count: number): Promise<LoadResult> {
-  const client = new Client(endpoint, { window: concurrency, timeoutMs: 120_000 });
+export async function offerLoad(
+  endpoint: string,
+  images: Buffer[],
+  concurrency: number,
+  count: number,
+  options: { sharedMemory?: boolean } = {},
+): Promise<LoadResult> {
+  const client = new Client(endpoint, { window: concurrency, timeoutMs: 120_000, sharedMemory: options.sharedMemory ?? false });
   const latencies: number[] = [];
   const hops: HopSample[] = [];
   const progress = createProgress(count, `requests (c=${concurrency})`);

@@ -32,11 +32,12 @@ export interface PipelineSweep {
 export async function sweepPipeline(
   pipeline: Pipeline,
   images: Buffer[],
-  options: { system: string; count: (concurrency: number) => number; concurrencies?: number[] },
+  options: { system: string; count: (concurrency: number) => number; concurrencies?: number[]; sharedMemory?: boolean },
 ): Promise<PipelineSweep> {
   const concurrencies = options.concurrencies ?? CONCURRENCIES;
   const watched: Watched[] = [...pipeline.procs.map((p) => ({ stage: p.stage, pid: p.child.pid! })), { stage: 'client', pid: process.pid }];
-  await offerLoad(pipeline.endpoint, images, 2, Math.max(images.length, 8)); // first runs allocate and compile
+  const load = { sharedMemory: options.sharedMemory ?? false };
+  await offerLoad(pipeline.endpoint, images, 2, Math.max(images.length, 8), load); // first runs allocate and compile
   const rows: SweepRow[] = [];
   let rss: Record<string, RssSummary> = {};
   const top = Math.max(...concurrencies);
@@ -44,7 +45,7 @@ export async function sweepPipeline(
     const cpu = cpuMeter(watched);
     const sampler = c === top ? rssSampler(watched.filter((w) => w.stage !== 'client')) : undefined;
     cpu.start();
-    const r = await offerLoad(pipeline.endpoint, images, c, options.count(c));
+    const r = await offerLoad(pipeline.endpoint, images, c, options.count(c), load);
     const spent = cpu.stop();
     if (sampler) rss = sampler.stop();
     const perImage = Object.fromEntries(Object.entries(spent).map(([k, v]) => [k, v / Math.max(1, r.count)]));

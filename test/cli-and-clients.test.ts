@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -35,6 +35,16 @@ describe('framepipe infer and the clients (noop profile, decoding)', () => {
     assert.deepEqual(lines.map((l) => path.basename(l.file)), ['frame1.jpg', 'frame2.jpg', 'frame10.jpg', 'frame11.jpg']);
     assert.deepEqual(lines.map((l) => l.width), [10, 20, 100, 110]);
     assert.match(stderr, /4 image\(s\), 0 error\(s\), [\d.]+ images\/s/);
+  });
+
+  test('infer --shared-memory: the same results, the images handed over as /dev/shm files, none left', async () => {
+    const out = path.join(dir, 'shm.jsonl');
+    const infer = run(process.execPath, [cli, 'infer', dir, '--out', out, '-e', pipe.endpoint, '--shared-memory'], { timeout: 60_000 });
+    const pid = infer.child.pid;
+    await infer;
+    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { ok: boolean; width: number });
+    assert.deepEqual(lines.map((l) => [l.ok, l.width]), [[true, 10], [true, 20], [true, 100], [true, 110]]);
+    assert.deepEqual(readdirSync('/dev/shm').filter((f) => f.startsWith(`framepipe-client-${pid}-`)), []);
   });
 
   test('infer prints readable results and exits 1 when an image fails', async () => {

@@ -17,6 +17,8 @@ export interface InferFilesOptions {
   annotate?: string;
   /** CURVE keys, for a pipeline with security.curve on. */
   curve?: CurveClientOptions;
+  /** Hand each image to ingest as a file in /dev/shm (same host only). */
+  sharedMemory?: boolean;
   /** Expected text per file name, printed under each result (the demo). */
   expected?: Record<string, string[]>;
 }
@@ -38,7 +40,7 @@ export async function inferFiles(endpoint: string, files: string[], opts: InferF
   const out = opts.out ? createWriteStream(opts.out) : undefined;
   const quietResults = Boolean(out);
   const progress = createProgress(files.length, 'images', quietResults || Boolean(opts.json));
-  const client = new Client(endpoint, { timeoutMs: opts.timeout, window: opts.inflight, ...opts.curve });
+  const client = new Client(endpoint, { timeoutMs: opts.timeout, window: opts.inflight, sharedMemory: opts.sharedMemory ?? false, ...opts.curve });
   const errors: Record<string, number> = {};
   const done = new Map<number, Reply>();
   let nextToSend = 0;

@@ -54,6 +54,7 @@ program
   .option('-w, --inflight <n>', 'requests in flight at once', (v) => parsePositive(v, '--inflight'), 8)
   .option('-a, --annotate <dir>', 'write an annotated JPEG of every image (boxes, labels, text) into DIR')
   .option('-o, --out <file>', 'write the replies as JSON lines to FILE (progress bar and summary on stderr)')
+  .option('--shared-memory', "same host as ingest: hand each image over as a file in /dev/shm instead of sending its bytes")
   .addOption(new Option('--server-key <key>', "CURVE: the pipeline's public key, Z85 or @FILE (a .public file from keygen)").env('FRAMEPIPE_SERVER_KEY'))
   .addOption(new Option('--key-file <file>', "CURVE: this client's .secret file from `framepipe keygen`").env('FRAMEPIPE_KEY_FILE'))
   .action(async (images: string[], opts: InferFilesOptions & { endpoint: string; serverKey?: string; keyFile?: string }) => {

@@ -1,6 +1,7 @@
 import * as zmq from 'zeromq';
 import { decodeReply, encodeHeader } from '../protocol/request.js';
 import type { Reply, RequestOptions } from '../protocol/types.js';
+import { removeClientFile, writeClientFile } from '../transport/shared-parts.js';
 import { SocketWriter } from '../transport/writer.js';
 
 /**
@@ -26,6 +27,11 @@ export interface ClientOptions extends CurveClientOptions {
   timeoutMs?: number;
   /** Requests in flight at most; infer() waits for a free slot beyond that. */
   window?: number;
+  /**
+   * Same host as ingest: write each image to /dev/shm and send only its name (request header
+   * `shm`, docs/protocol.md), so the bytes never cross the socket. Default false.
+   */
+  sharedMemory?: boolean;
 }
 
 export interface InferOptions extends RequestOptions {
@@ -60,13 +66,14 @@ export class ClientTimeoutError extends Error {
 export class Client {
   private readonly socket: zmq.Dealer;
   private readonly writer: SocketWriter;
-  private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; file?: string }>();
   private readonly slots: (() => void)[] = [];
   private seq = 0;
   private closed = false;
   private readonly loop: Promise<void>;
   readonly timeoutMs: number;
   readonly window: number;
+  readonly sharedMemory: boolean;
 
   constructor(
     readonly endpoint: string,
@@ -74,6 +81,7 @@ export class Client {
   ) {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.window = options.window ?? 64;
+    this.sharedMemory = options.sharedMemory ?? false;
     this.socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10_000, receiveHighWaterMark: 10_000, ...curveSocketOptions(options) });
     this.socket.connect(endpoint);
     this.writer = new SocketWriter(this.socket, Number.MAX_SAFE_INTEGER);
@@ -94,14 +102,15 @@ export class Client {
     const id = ++this.seq;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const { timeoutMs: _t, ...fields } = options;
-    const header = encodeHeader({ ...fields, id, timeout_ms: timeoutMs });
+    const file = this.sharedMemory ? writeClientFile(image) : undefined;
+    const header = encodeHeader({ ...fields, id, timeout_ms: timeoutMs, ...(file ? { shm: file } : {}) });
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.settle(id);
         reject(new ClientTimeoutError(this.endpoint, timeoutMs));
       }, timeoutMs + 250);
-      this.waiting.set(id, { resolve, reject, timer });
-      this.writer.send([Buffer.alloc(0), header, image]).catch((err: Error) => {
+      this.waiting.set(id, { resolve, reject, timer, ...(file ? { file } : {}) });
+      this.writer.send(file ? [Buffer.alloc(0), header] : [Buffer.alloc(0), header, image]).catch((err: Error) => {
         this.settle(id);
         reject(err);
       });
@@ -122,11 +131,15 @@ export class Client {
     await this.loop.catch(() => {});
   }
 
-  private settle(id: number) {
+  /** Done with request `id`; `reply` when it was answered. */
+  private settle(id: number, reply?: Reply) {
     const w = this.waiting.get(id);
     if (!w) return undefined;
     clearTimeout(w.timer);
     this.waiting.delete(id);
+    // A file ingest did not take over is ours to remove. An ok reply means it did (the job went
+    // through the pipeline), and skipping the unlink that would fail saves a syscall and an Error.
+    if (w.file && !reply?.ok) removeClientFile(w.file);
     this.slots.shift()?.();
     return w;
   }
@@ -142,7 +155,7 @@ export class Client {
         continue;
       }
       if (typeof reply.id !== 'number') continue;
-      this.settle(reply.id)?.resolve(reply);
+      this.settle(reply.id, reply)?.resolve(reply);
     }
   }
 }

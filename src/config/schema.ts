@@ -44,6 +44,12 @@ const transport = z
     shared_memory: z.enum(['auto', 'on', 'off']).default('auto'),
     /** Parts smaller than this ride as frames: below it a frame costs less than a file. */
     shared_memory_min_bytes: z.number().int().min(0).default(65_536),
+    /**
+     * Ingest takes images that clients on its host wrote to /dev/shm (request header `shm`,
+     * docs/protocol.md): only `framepipe-client-*` files of ingest's own user. Off: such
+     * requests get BAD_REQUEST and every image must travel in the message.
+     */
+    client_shared_memory: z.boolean().default(true),
   })
   .strict();
 

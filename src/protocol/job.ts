@@ -69,6 +69,11 @@ export interface Job {
   pixels?: Buffer;
   /** Parts still in shared memory, not read by this stage; see loadParts(). */
   shared?: Partial<Record<PartName, SharedPart>>;
+  /**
+   * Ingest only: the image (or raw pixels) is still the client's file `/dev/shm/<name>` (request
+   * header `shm`); ingest takes it over when the job enters the pipeline (adoptClientFile).
+   */
+  clientFile?: { name: string; part: PartName; size: number };
 }
 
 const PART_NAMES: readonly PartName[] = ['image', 'pixels'];

@@ -27,6 +27,8 @@ const headerSchema = z.object({
   shape: z.array(z.number().int().positive().safe()).min(2).max(3).optional(),
   dtype: z.literal('uint8', { message: "only 'uint8' is supported" }).optional(),
   pixels: z.enum(['bgr', 'rgb', 'gray']).optional(),
+  // The image is a file in /dev/shm that the client wrote (same host); ingest takes it over.
+  shm: z.string().max(256).optional(),
 });
 
 /** imagezmq's ImageSender header: {"msg": NAME} for JPEG, plus dtype and shape for a raw array. */
@@ -51,8 +53,10 @@ export interface RawLayout {
 
 export interface ParsedRequest {
   header: RequestHeader;
-  /** Encoded image bytes, or the raw array when `raw` is set. */
-  image: Buffer;
+  /** Encoded image bytes, or the raw array when `raw` is set; absent when `shm` names a file instead. */
+  image?: Buffer;
+  /** The client's file in /dev/shm holding those bytes (header `shm`), and its size. */
+  shm?: { name: string; size: number };
   raw?: RawLayout;
   /** msgpack for protocol v1 clients, json for imagezmq senders. */
   format: 'msgpack' | 'json';
@@ -66,6 +70,11 @@ export interface RequestSalvage {
 
 export interface RequestLimits {
   maxMessageBytes: number;
+  /**
+   * The size of the client file a header's `shm` names, throwing BadRequestError when it may not
+   * be taken (ingest passes clientFileSize). Absent: requests with `shm` are refused.
+   */
+  sharedFileSize?: (name: string) => number;
 }
 
 /** The id a failure reply should echo, recovered from whatever part of the header did parse. */
@@ -112,13 +121,22 @@ export function parseRequest(body: Buffer[], limits: RequestLimits, salvage?: Re
   const h = result.data;
   const frameImage = body[1];
   let image: Buffer | undefined;
-  if (frameImage !== undefined) {
+  let shm: ParsedRequest['shm'];
+  if (h.shm !== undefined) {
+    if (frameImage !== undefined || h.image !== undefined) throw new BadRequestError("image given twice: header field 'shm' and frame 2 or field 'image'");
+    if (!limits.sharedFileSize) throw new BadRequestError("header field 'shm': this ingest takes no images from shared memory (transport.client_shared_memory is off); send the image as frame 2");
+    const bytes = limits.sharedFileSize(h.shm);
+    if (bytes === 0) throw new BadRequestError(`header field 'shm': /dev/shm/${h.shm} is empty`);
+    if (size + bytes > limits.maxMessageBytes) throw new TooLargeError(`image file is ${bytes} bytes; the limit is ${limits.maxMessageBytes}`);
+    shm = { name: h.shm, size: bytes };
+  } else if (frameImage !== undefined) {
     if (h.image !== undefined) throw new BadRequestError("image given twice: both frame 2 and header field 'image'");
     image = frameImage;
   } else if (h.image !== undefined) {
     image = Buffer.from(h.image.buffer, h.image.byteOffset, h.image.byteLength);
   }
-  if (!image || image.length === 0) throw new BadRequestError("no image: send it as frame 2 or in header field 'image'");
+  const imageBytes = shm?.size ?? image?.length ?? 0;
+  if (imageBytes === 0) throw new BadRequestError("no image: send it as frame 2, in header field 'image', or name its file in 'shm'");
   const header: RequestHeader = { id: h.id ?? null };
   if (h.stream !== undefined) header.stream = h.stream;
   if (h.frame !== undefined) header.frame = h.frame;
@@ -130,8 +148,10 @@ export function parseRequest(body: Buffer[], limits: RequestLimits, salvage?: Re
     if (h.stream === undefined) throw new BadRequestError("header field 'latest': needs 'stream' (latest-frame mode is per stream)");
     header.latest = true;
   }
-  const parsed: ParsedRequest = { header, image, format: 'msgpack' };
-  if (h.shape !== undefined) parsed.raw = rawLayout(h.shape, h.pixels, image.length);
+  const parsed: ParsedRequest = { header, format: 'msgpack' };
+  if (image) parsed.image = image;
+  if (shm) parsed.shm = shm;
+  if (h.shape !== undefined) parsed.raw = rawLayout(h.shape, h.pixels, imageBytes);
   else if (h.dtype !== undefined || h.pixels !== undefined) throw new BadRequestError("header fields 'dtype'/'pixels' need 'shape' (raw frames)");
   return parsed;
 }
@@ -173,7 +193,7 @@ function rawLayout(shape: number[], pixels: 'bgr' | 'rgb' | 'gray' | undefined, 
   const order = pixels ?? (c === 1 ? 'gray' : 'bgr');
   if ((order === 'gray') !== (c === 1)) throw new BadRequestError(`pixels '${order}' does not fit shape ${JSON.stringify(shape)}`);
   if (width * height * c !== bytes) {
-    throw new BadRequestError(`shape ${JSON.stringify(shape)} needs ${width * height * c} bytes of uint8, frame 2 has ${bytes}`);
+    throw new BadRequestError(`shape ${JSON.stringify(shape)} needs ${width * height * c} bytes of uint8, the image has ${bytes}`);
   }
   return { width, height, channels: c, order };
 }

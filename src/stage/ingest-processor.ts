@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { TooLargeError } from '../protocol/errors.js';
 import type { Job } from '../protocol/job.js';
 import { parseRequest, type RequestSalvage } from '../protocol/request.js';
+import { clientFileSize } from '../transport/shared-parts.js';
 import type { StageProcessor } from './processor.js';
 
 /** A client message as ingest's ROUTER delivers it, envelope split off. */
@@ -46,7 +47,11 @@ export class IngestProcessor implements StageProcessor<ClientRequest, Job> {
   /** The synchronous core of process(): ingest calls it on its hot path without a promise. */
   toJob(request: ClientRequest): Job {
     const limits = this.config.limits;
-    const { header, image, raw, format } = parseRequest(request.body, { maxMessageBytes: limits.max_message_bytes }, request.salvage);
+    const { header, image, shm, raw, format } = parseRequest(
+      request.body,
+      { maxMessageBytes: limits.max_message_bytes, ...(this.config.transport.client_shared_memory ? { sharedFileSize: clientFileSize } : {}) },
+      request.salvage,
+    );
     const now = Date.now();
     const timeout = Math.min(header.timeout_ms ?? limits.default_timeout_ms, limits.max_timeout_ms);
     const job: Job = {
@@ -66,11 +71,13 @@ export class IngestProcessor implements StageProcessor<ClientRequest, Job> {
       if (raw.width * raw.height > limits.max_pixels) {
         throw new TooLargeError(`image is ${raw.width}×${raw.height} = ${raw.width * raw.height} pixels; the limit is ${limits.max_pixels}`);
       }
-      job.pixels = image;
       job.meta.pixels = { width: raw.width, height: raw.height, channels: raw.channels, order: raw.order };
-    } else {
-      job.image = image;
     }
+    const part = raw ? 'pixels' : 'image';
+    // A client's file stays where it is until the job enters the pipeline (a request answered
+    // before that, OVERLOADED or SKIPPED, leaves it to the client).
+    if (shm) job.clientFile = { name: shm.name, part, size: shm.size };
+    else if (image) job[part] = image;
     if (format === 'json') job.meta.format = 'json';
     if (header.stream !== undefined) job.meta.stream = header.stream;
     if (header.frame !== undefined) job.meta.frame = header.frame;

@@ -6,7 +6,7 @@ import { ErrorCode, toWireError, type WireError } from '../protocol/errors.js';
 import { decodeResult, encodeJob, epochMs, type Job } from '../protocol/job.js';
 import { encodeReply, errorReply, skippedReply, type RequestSalvage } from '../protocol/request.js';
 import { until } from '../transport/receive.js';
-import { PartStore, type SharedDir } from '../transport/shared-parts.js';
+import { adoptClientFile, PartStore, type SharedDir } from '../transport/shared-parts.js';
 import { SocketWriter } from '../transport/writer.js';
 import { IngestProcessor, type ClientRequest } from './ingest-processor.js';
 import { LatestFrames } from './latest-frames.js';
@@ -160,7 +160,13 @@ export class IngestServer {
       this.rejectNow(request.envelope, meta.id, meta.format ?? 'msgpack', this.full(), meta);
       return false;
     }
-    const jobFrames = this.encode(job);
+    let jobFrames: Buffer[];
+    try {
+      jobFrames = this.encode(job);
+    } catch (err) {
+      this.rejectNow(request.envelope, meta.id, meta.format ?? 'msgpack', toWireError(err), meta);
+      return false;
+    }
     if (!this.sockets.upstream.offer(jobFrames)) {
       this.shared?.release(meta.job, meta.written ?? []);
       this.rejectNow(request.envelope, meta.id, meta.format ?? 'msgpack', this.full(), meta);
@@ -209,7 +215,16 @@ export class IngestServer {
     if (!req || req.latest === undefined) return;
     // How long the frame waited in its box at ingest: `ingest_wait` in the reply's timings.
     meta.timings.ingest_wait = Math.max(0, Date.now() - meta.accepted);
-    const jobFrames = this.encode(job);
+    let jobFrames: Buffer[];
+    try {
+      jobFrames = this.encode(job);
+    } catch (err) {
+      this.pending.take(meta.job);
+      meters()?.errors.inc({ code: toWireError(err).code });
+      this.reply(req, encodeReply(errorReply(req.id, toWireError(err), req), req.format));
+      this.released(req, meta.job);
+      return;
+    }
     if (meta.written) req.shared = meta.written;
     if (!this.sockets.upstream.offer(jobFrames)) {
       this.pending.take(meta.job);
@@ -221,10 +236,26 @@ export class IngestServer {
     this.latest.started(req.latest);
   }
 
-  /** The job's frames for the first hop; with shared memory, a large image is written to it here. */
+  /**
+   * The job's frames for the first hop; with shared memory, a large image is written to it here.
+   * A client's file (`shm`) is taken over here, not earlier: a request answered before its job
+   * goes in leaves the file to the client. Throws BadRequestError if that file is gone.
+   */
   private encode(job: Job): Buffer[] {
-    if (this.shared) job.meta.shm = this.shared.path;
-    job.meta.handoff = epochMs();
+    const meta = job.meta;
+    if (this.shared) meta.shm = this.shared.path;
+    if (job.clientFile) {
+      const { name, size, part } = job.clientFile;
+      const taken = adoptClientFile(name, size, this.shared, meta.job, part);
+      delete job.clientFile;
+      if ('bytes' in taken) {
+        job[part] = taken.bytes;
+      } else {
+        job.shared = { [part]: taken.shared };
+        (meta.written ??= []).push(taken.shared.file);
+      }
+    }
+    meta.handoff = epochMs();
     return encodeJob(job, this.store);
   }
 

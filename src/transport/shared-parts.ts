@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { ConfigError } from '../config/errors.js';
-import { SharedMemoryError } from '../protocol/errors.js';
+import { BadRequestError, SharedMemoryError } from '../protocol/errors.js';
 
 /**
  * Same-host hops without the bytes (`transport.shared_memory`). A 100 KB frame costs a stage
@@ -191,6 +191,120 @@ export function deleteParts(dir: unknown, job: number, files: readonly string[])
     } catch {
       // Gone already (deleted by whoever answered, or swept).
     }
+  }
+}
+
+/**
+ * A client's image in shared memory (request header `shm`): a file directly in /dev/shm named
+ * `framepipe-client-…`. The prefix keeps a request from naming anything else there (another
+ * program's shared memory, ingest's own directories); the owner check keeps one user's ingest
+ * from taking another user's files.
+ */
+const CLIENT_FILE = /^framepipe-client-[A-Za-z0-9._-]{1,200}$/;
+
+function clientPath(name: string): string {
+  return `${SHARED_BASE}/${name}`;
+}
+
+/**
+ * The size of the client file a request names in `shm`, after checking it may be taken: the
+ * name's form, a regular file (not a symlink), owned by the user ingest runs as. Throws
+ * BadRequestError naming what is wrong; touches nothing.
+ */
+export function clientFileSize(name: string): number {
+  if (!CLIENT_FILE.test(name)) {
+    throw new BadRequestError(
+      `header field 'shm': ${JSON.stringify(name)} is not a client file name (framepipe-client- then up to 200 letters, digits, '.', '_' or '-'; the file directly in ${SHARED_BASE})`,
+    );
+  }
+  const file = clientPath(name);
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new BadRequestError(
+      code === 'ENOENT'
+        ? `header field 'shm': ${file} does not exist on ingest's host (a client on another host, or in a container with its own /dev/shm, sends the image as frame 2)`
+        : `header field 'shm': cannot look at ${file} (${code ?? (err as Error).message})`,
+    );
+  }
+  if (!st.isFile()) throw new BadRequestError(`header field 'shm': ${file} is not a regular file`);
+  const uid = process.getuid?.();
+  if (st.uid !== uid) throw new BadRequestError(`header field 'shm': ${file} belongs to uid ${st.uid}; ingest runs as uid ${uid} and takes only its own user's files`);
+  return st.size;
+}
+
+/**
+ * Ingest takes a client's file over as part `part` of `job`, when the job enters the pipeline:
+ * with a shared directory, one rename moves it there (same RAM filesystem: no byte is copied)
+ * and the job names it like any part ingest wrote; without one (the first hop is on another
+ * host), its bytes are read and the file deleted. Either way the client's name is gone after.
+ * Throws BadRequestError if the file went away or changed since the request was parsed.
+ */
+export function adoptClientFile(
+  name: string,
+  size: number,
+  dir: SharedDir | undefined,
+  job: number,
+  part: 'image' | 'pixels',
+): { shared: SharedPart } | { bytes: Buffer } {
+  const from = clientPath(name);
+  const gone = (err: unknown) =>
+    new BadRequestError(`header field 'shm': ${from} went away before ingest took it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
+      cause: err,
+    });
+  const changed = (what: string) => new BadRequestError(`header field 'shm': ${from} changed while ingest took it (${what})`);
+  if (dir) {
+    const file = `${job}.${part}.ingest`;
+    const to = `${dir.path}/${file}`;
+    try {
+      fs.renameSync(from, to);
+    } catch (err) {
+      throw gone(err);
+    }
+    // Checked again where nobody else can swap it: the directory is ingest's own (0700).
+    const st = fs.lstatSync(to);
+    if (!st.isFile() || st.uid !== process.getuid?.() || st.size !== size) {
+      fs.rmSync(to, { force: true });
+      throw changed(st.isFile() ? `${st.size} bytes, was ${size}` : 'not a regular file');
+    }
+    return { shared: { file, size } };
+  }
+  let fd: number;
+  try {
+    fd = fs.openSync(from, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (err) {
+    throw gone(err);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.uid !== process.getuid?.() || st.size !== size) throw changed(st.isFile() ? `${st.size} bytes, was ${size}` : 'not a regular file');
+    const bytes = fs.readFileSync(fd);
+    fs.rmSync(from, { force: true });
+    return { bytes };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Client side of `shm`: writes `bytes` to a new file in /dev/shm that only this user can read,
+ * for a request to name. After the reply, removeClientFile (ingest has usually moved it away;
+ * a request answered before its job went in, OVERLOADED or SKIPPED, leaves it in place).
+ */
+export function writeClientFile(bytes: Uint8Array): string {
+  const name = `framepipe-client-${process.pid}-${randomBytes(8).toString('hex')}`;
+  // wx: never write through a name someone else made first.
+  fs.writeFileSync(clientPath(name), bytes, { mode: 0o600, flag: 'wx' });
+  return name;
+}
+
+export function removeClientFile(name: string): void {
+  try {
+    fs.unlinkSync(clientPath(name));
+  } catch {
+    // Taken over by ingest: the usual case.
   }
 }
 

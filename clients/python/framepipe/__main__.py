@@ -34,6 +34,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("-w", "--inflight", type=int, default=8, help="requests in flight at once (default 8)")
     parser.add_argument("-t", "--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     parser.add_argument("--raw", action="store_true", help="send decoded BGR pixels instead of encoded images (fast local links)")
+    parser.add_argument("--shared-memory", action="store_true", help="same host as ingest: hand each image over as a file in /dev/shm instead of sending its bytes")
     parser.add_argument(
         "--latest",
         action=argparse.BooleanOptionalAction,
@@ -154,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
     status = 0
     try:
-        with PipelinedClient(args.endpoint, window=args.inflight, timeout=args.timeout) as client:
+        with PipelinedClient(args.endpoint, window=args.inflight, timeout=args.timeout, shared_memory=args.shared_memory) as client:
             for source, reply in replies(client, sources, args.raw, args.latest):
                 out.write(json.dumps({**source, **reply}, default=_json_default) + "\n")
                 progress.add(reply)

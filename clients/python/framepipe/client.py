@@ -15,7 +15,17 @@ import zmq
 from .curve import CurveKeys
 
 from .errors import ClientTimeout, check
-from .protocol import DEFAULT_JPEG_QUALITY, ImageInput, Pixels, Reply, RequestId, decode_reply, encode_request
+from .protocol import (
+    DEFAULT_JPEG_QUALITY,
+    ImageInput,
+    Pixels,
+    Reply,
+    RequestId,
+    decode_reply,
+    encode_request,
+    encode_shared_request,
+    remove_shared_file,
+)
 
 REPLY_GRACE = 0.25
 """Seconds to wait past the request's deadline: the server answers TIMEOUT at the deadline itself,
@@ -28,6 +38,10 @@ class Client:
     ``timeout`` (seconds) is sent as the request's deadline (``timeout_ms``) and bounds each wait;
     ``retries`` more attempts follow a wait with no reply, each on a new socket, before
     ClientTimeout. Retries resend the image, so only a lost reply costs double work.
+
+    ``shared_memory`` (a client on ingest's host only): each image is written to a file in
+    /dev/shm and only its name is sent (header ``shm``, docs/protocol.md); ingest takes the file
+    over. The client deletes whatever file is left once the request is done.
 
     Error replies raise the FramepipeError of their code (BadImage, Overloaded, …) unless
     ``raise_on_error`` is false, in which case they are returned as dicts with ``ok`` false.
@@ -44,6 +58,7 @@ class Client:
         raise_on_error: bool = True,
         context: zmq.Context | None = None,
         curve: CurveKeys | None = None,
+        shared_memory: bool = False,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -55,6 +70,7 @@ class Client:
         self.raise_on_error = raise_on_error
         self._context = context or zmq.Context.instance()
         self.curve = curve
+        self.shared_memory = shared_memory
         self._ids = itertools.count(1)
         self._socket: zmq.Socket | None = self._connect()
 
@@ -94,15 +110,25 @@ class Client:
             "max_detections": max_detections,
             "latest": latest,
         }
-        frames = encode_request(image, header, raw=raw, pixels=pixels, jpeg_quality=jpeg_quality)
+        options: dict[str, Any] = {"raw": raw, "pixels": pixels, "jpeg_quality": jpeg_quality}
+        frames: list[bytes | memoryview] = [] if self.shared_memory else encode_request(image, header, **options)
+        files: list[str] = []
         attempts = self.retries + 1
-        for _ in range(attempts):
-            if self._send(self._socket, frames) and self._socket.poll(round((wait + REPLY_GRACE) * 1000), zmq.POLLIN):
-                reply = decode_reply(self._socket.recv())
-                return check(reply) if self.raise_on_error else reply
-            # Lazy Pirate: this REQ socket now waits for a reply that may never come; replace it.
-            self._socket.close(linger=0)
-            self._socket = self._connect()
+        try:
+            for _ in range(attempts):
+                if self.shared_memory:
+                    # A file per attempt: ingest may have taken the last one over already.
+                    frames, name = encode_shared_request(image, header, **options)
+                    files.append(name)
+                if self._send(self._socket, frames) and self._socket.poll(round((wait + REPLY_GRACE) * 1000), zmq.POLLIN):
+                    reply = decode_reply(self._socket.recv())
+                    return check(reply) if self.raise_on_error else reply
+                # Lazy Pirate: this REQ socket now waits for a reply that may never come; replace it.
+                self._socket.close(linger=0)
+                self._socket = self._connect()
+        finally:
+            for name in files:
+                remove_shared_file(name)
         raise ClientTimeout(self.endpoint, wait, attempts, header["id"])
 
     def close(self) -> None:

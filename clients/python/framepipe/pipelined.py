@@ -22,7 +22,17 @@ from .curve import CurveKeys
 
 from .client import REPLY_GRACE
 from .errors import ClientTimeout
-from .protocol import DEFAULT_JPEG_QUALITY, ImageInput, Pixels, Reply, RequestId, decode_reply, encode_request
+from .protocol import (
+    DEFAULT_JPEG_QUALITY,
+    ImageInput,
+    Pixels,
+    Reply,
+    RequestId,
+    decode_reply,
+    encode_request,
+    encode_shared_request,
+    remove_shared_file,
+)
 
 I = TypeVar("I")
 
@@ -44,6 +54,8 @@ class Request:
 class _InFlight:
     deadline: float
     timeout: float
+    file: str | None = None
+    """The request's image file in /dev/shm (``shared_memory``), deleted when the request is done."""
 
 
 class PipelinedClient:
@@ -60,6 +72,10 @@ class PipelinedClient:
     mode's SKIPPED replies (``is_skipped(reply)``): one bad frame should not end a stream; ``framepipe.check(reply)`` raises for those who prefer exceptions. A request
     with no reply ``timeout`` seconds (+ a small grace) after it was sent raises ClientTimeout
     from whichever call is waiting, so nothing ever blocks for longer than that.
+
+    ``shared_memory`` (a client on ingest's host only): each image goes into a file in /dev/shm
+    and only its name is sent (header ``shm``, docs/protocol.md); ingest takes the file over, and
+    whatever file is left when a request is done is deleted here.
     Not thread-safe (ZeroMQ sockets are not).
     """
 
@@ -71,6 +87,7 @@ class PipelinedClient:
         timeout: float = 30.0,
         context: zmq.Context | None = None,
         curve: CurveKeys | None = None,
+        shared_memory: bool = False,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
@@ -79,6 +96,7 @@ class PipelinedClient:
         self.endpoint = endpoint
         self.window = window
         self.timeout = timeout
+        self.shared_memory = shared_memory
         self.dropped = 0
         """Replies that came after their request had timed out on this side (or had an unknown id)."""
         self._ids = itertools.count(1)
@@ -205,14 +223,15 @@ class PipelinedClient:
         finally:
             # Stopped early (break, exception, ClientTimeout): forget the rest, drop their replies later.
             for rid in tags:
-                self._inflight.pop(rid, None)
+                self._forget(rid)
 
     def close(self) -> None:
         """Closes the socket at once (linger 0); requests in flight are abandoned."""
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
-        self._inflight.clear()
+        for rid in list(self._inflight):
+            self._forget(rid)
 
     def __enter__(self) -> PipelinedClient:
         return self
@@ -237,14 +256,31 @@ class PipelinedClient:
         rid = next(self._ids) if id is None else id
         wait = self.timeout if timeout is None else timeout
         header = {"id": rid, "timeout_ms": max(1, round(wait * 1000)), **fields}
-        frames = encode_request(image, header, raw=raw, pixels=pixels, jpeg_quality=jpeg_quality)
+        options: dict[str, Any] = {"raw": raw, "pixels": pixels, "jpeg_quality": jpeg_quality}
+        file = None
+        if self.shared_memory:
+            frames, file = encode_shared_request(image, header, **options)
+        else:
+            frames = encode_request(image, header, **options)
         try:
             # The empty delimiter makes the envelope REQ-shaped; the reply comes back as [b"", reply].
             self._socket.send_multipart([b"", *frames], copy=False)
         except zmq.Again:
+            if file:
+                remove_shared_file(file)
             raise ClientTimeout(self.endpoint, wait, request_id=rid) from None
-        self._inflight[rid] = _InFlight(time.monotonic() + wait + REPLY_GRACE, wait)
+        self._inflight[rid] = _InFlight(time.monotonic() + wait + REPLY_GRACE, wait, file)
         return rid
+
+    def _forget(self, rid: RequestId, reply: Reply | None = None) -> _InFlight | None:
+        """Done with a request (answered, timed out, abandoned): its shared-memory file, if any is left, goes.
+
+        An ok reply means ingest took the file over (the job went through the pipeline): nothing to delete.
+        """
+        entry = self._inflight.pop(rid, None)
+        if entry is not None and entry.file and not (reply and reply.get("ok")):
+            remove_shared_file(entry.file)
+        return entry
 
     def _receive(self) -> Reply:
         """Waits for the reply of any request in flight, or raises ClientTimeout for the first to expire."""
@@ -254,10 +290,10 @@ class PipelinedClient:
             rid, first = min(self._inflight.items(), key=lambda kv: kv[1].deadline)
             left = first.deadline - time.monotonic()
             if left <= 0 or not self._socket.poll(math.ceil(left * 1000), zmq.POLLIN):
-                del self._inflight[rid]
+                self._forget(rid)
                 raise ClientTimeout(self.endpoint, first.timeout, request_id=rid)
             reply = decode_reply(self._socket.recv_multipart()[-1])
-            if self._inflight.pop(reply.get("id"), None) is not None:  # type: ignore[arg-type]
+            if self._forget(reply.get("id"), reply) is not None:  # type: ignore[arg-type]
                 return reply
             self.dropped += 1
 

@@ -7,6 +7,7 @@ only when an array is sent, so sending encoded bytes needs nothing beyond msgpac
 from __future__ import annotations
 
 import os
+import secrets
 from typing import TYPE_CHECKING, Any, Literal, Mapping, TypedDict, Union
 
 import msgpack
@@ -93,6 +94,55 @@ def encode_request(
     left out, so the server applies its defaults. Arrays go as JPEG unless ``raw`` is true: JPEG is
     ~10× smaller on the wire, raw skips the encode/decode cost on a fast local link.
     """
+    payload, fields = _payload(image, header, raw=raw, pixels=pixels, jpeg_quality=jpeg_quality)
+    return [msgpack.packb(fields), payload]
+
+
+SHARED_BASE = "/dev/shm"
+
+
+def encode_shared_request(
+    image: ImageInput,
+    header: dict[str, Any],
+    *,
+    raw: bool = False,
+    pixels: Pixels = "bgr",
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+) -> tuple[list[bytes | memoryview], str]:
+    """The request body ``[header]`` with the image in a new file in /dev/shm (header ``shm``),
+    and that file's name.
+
+    For a client on ingest's host: only the name crosses the socket, and ingest takes the file
+    over (it moves it, no copy). Pass the name to ``remove_shared_file`` once the request is
+    answered or given up: a request answered before its job went in (OVERLOADED, SKIPPED) leaves
+    the file where it was.
+    """
+    payload, fields = _payload(image, header, raw=raw, pixels=pixels, jpeg_quality=jpeg_quality)
+    name = f"framepipe-client-{os.getpid()}-{secrets.token_hex(8)}"
+    # O_EXCL: never write through a name someone else made first; 0600: only this user reads it.
+    fd = os.open(os.path.join(SHARED_BASE, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(payload).cast("B")
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    fields["shm"] = name
+    return [msgpack.packb(fields)], name
+
+
+def remove_shared_file(name: str) -> None:
+    """Deletes a file ``encode_shared_request`` wrote, unless ingest took it over already."""
+    try:
+        os.unlink(os.path.join(SHARED_BASE, name))
+    except FileNotFoundError:
+        pass
+
+
+def _payload(
+    image: ImageInput, header: dict[str, Any], *, raw: bool, pixels: Pixels, jpeg_quality: int
+) -> tuple[bytes | memoryview, dict[str, Any]]:
+    """The image's bytes and the header's fields (None values left out, raw-array fields added)."""
     fields = {k: v for k, v in header.items() if v is not None}
     if isinstance(image, (bytes, bytearray, memoryview)):
         payload: bytes | memoryview = bytes(image) if isinstance(image, bytearray) else image
@@ -104,7 +154,7 @@ def encode_request(
         fields.update(extra)
     if len(payload) == 0:
         raise ValueError("empty image")
-    return [msgpack.packb(fields), payload]
+    return payload, fields
 
 
 def _encode_array(array: Any, *, raw: bool, pixels: Pixels, jpeg_quality: int) -> tuple[bytes | memoryview, dict[str, Any]]:

@@ -27,6 +27,15 @@ def test_folder_to_jsonl(pipeline: Pipeline, image_folder: Path, tmp_path: Path)
     assert "12 image(s), 0 error(s)" in result.stderr and "images/s" in result.stderr
 
 
+def test_shared_memory_flag(pipeline: Pipeline, image_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shm.jsonl"
+    result = run_cli(str(image_folder), "--endpoint", pipeline.endpoint, "--out", str(out), "--shared-memory", "--raw")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["width"] for r in lines] == [20 + i for i in range(1, 13)]
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith("framepipe-client-")], "no client file left"
+
+
 def test_errors_counted_by_code(pipeline: Pipeline, image_folder: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg at all")

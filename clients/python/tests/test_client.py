@@ -94,3 +94,51 @@ def test_retry_on_a_fresh_socket_gets_the_reply() -> None:
         router.close()
     assert reply["id"] == 7 and reply["ok"]
     assert len(seen) == 2 and seen[0] != seen[1]
+
+
+def _client_files() -> set[str]:
+    import os
+
+    return {f for f in os.listdir("/dev/shm") if f.startswith(f"framepipe-client-{os.getpid()}-")}
+
+
+def test_shared_memory_client_files(pipeline: Pipeline) -> None:
+    """shared_memory=True: the image goes as a /dev/shm file ingest takes over; nothing is left after."""
+    from framepipe import PipelinedClient
+
+    before = _client_files()
+    with Client(pipeline.endpoint, timeout=10, shared_memory=True) as client:
+        jpeg = client.infer(png(64, 48), id="shm")
+        raw = client.infer(np.zeros((24, 32, 3), dtype=np.uint8), raw=True)
+        with pytest.raises(BadImage):  # a failed request's file goes too
+            client.infer(b"definitely not an image")
+    assert (jpeg["id"], jpeg["width"], jpeg["height"]) == ("shm", 64, 48)
+    assert (raw["width"], raw["height"]) == (32, 24)
+    with PipelinedClient(pipeline.endpoint, window=4, timeout=10, shared_memory=True) as pipelined:
+        replies = [reply for _, reply in pipelined.map([png(20 + i, 16) for i in range(10)], ordered=True)]
+    assert [r["width"] for r in replies] == [20 + i for i in range(10)]
+    assert _client_files() == before
+
+
+def test_shared_memory_header_by_hand(pipeline: Pipeline) -> None:
+    """The protocol as docs/protocol.md shows it: the file's name in `shm`, no frame 2."""
+    import os
+
+    name = f"framepipe-client-{os.getpid()}-by-hand"
+    with open(f"/dev/shm/{name}", "wb") as f:
+        f.write(png(50, 40))
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(pipeline.endpoint)
+    try:
+        sock.send(msgpack.packb({"id": 1, "shm": name}))
+        assert sock.poll(10_000)
+        reply = msgpack.unpackb(sock.recv())
+        sock.send(msgpack.packb({"id": 2, "shm": "framepipe-client-nobody-wrote-this"}))
+        assert sock.poll(10_000)
+        missing = msgpack.unpackb(sock.recv())
+    finally:
+        sock.close()
+    assert (reply["ok"], reply["width"], reply["height"]) == (True, 50, 40)
+    assert not os.path.exists(f"/dev/shm/{name}"), "ingest took the file over and deleted it with the reply"
+    assert missing["error"]["code"] == "BAD_REQUEST" and "does not exist" in missing["error"]["message"]

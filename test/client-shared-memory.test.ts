@@ -1,0 +1,177 @@
+// Clients on ingest's host hand the image over as a file in /dev/shm (request header `shm`):
+// real stage processes take it over by name, read it where pixels are needed, delete it with
+// the reply, and refuse — with a clear BAD_REQUEST, never a crash — any name that is not a
+// client file of ingest's own user.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chownSync, existsSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { noiseJpeg } from '../bench/lib.js';
+import { Client } from '../src/client/client.js';
+import { SHARED_BASE, sharedMemoryAvailable, writeClientFile } from '../src/transport/shared-parts.js';
+import { header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
+
+const skip = sharedMemoryAvailable() ? false : `${SHARED_BASE} is not a writable directory here`;
+
+/** This process's client files still in /dev/shm. */
+const ourClientFiles = () => readdirSync(SHARED_BASE).filter((f) => f.startsWith(`framepipe-client-${process.pid}-`));
+const partFiles = (dir: string) => readdirSync(dir).filter((f) => f !== 'owner');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function errorOf(r: Awaited<ReturnType<typeof reqOnce>>): { code: string; message: string } {
+  assert.equal(r.ok, false, JSON.stringify(r));
+  return r.ok ? { code: '', message: '' } : r.error;
+}
+
+describe('images from client files in /dev/shm (noop profile, classify decodes)', { skip }, () => {
+  let pipe: TestPipeline;
+  let jpeg: Buffer;
+  let shm: string;
+
+  before(async () => {
+    jpeg = await noiseJpeg(390);
+    // classify decodes what it is given, so a reply's size proves the bytes arrived intact;
+    // detect's delay keeps a job in flight long enough to look at the files.
+    pipe = await startPipeline('noop', ['classify.model.decode=true', 'detect.model.delay_ms=300', 'detect.concurrency=4', 'limits.max_message_bytes=300000']);
+    shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
+  });
+  after(async () => {
+    await pipe?.stop();
+    for (const f of ourClientFiles()) rmSync(`${SHARED_BASE}/${f}`, { force: true });
+  });
+
+  test('a JPEG by name: ingest moves the file into its directory, classify reads it, the reply deletes it', async () => {
+    const name = writeClientFile(jpeg);
+    const reply = reqOnce(pipe.endpoint, [header({ id: 'by-name', shm: name })]);
+    await sleep(150);
+    assert.equal(existsSync(`${SHARED_BASE}/${name}`), false, 'the client’s name is gone: ingest took the file');
+    const inFlight = partFiles(shm);
+    assert.equal(inFlight.length, 1, inFlight.join(', '));
+    assert.match(inFlight[0]!, /^\d+\.image\.ingest$/);
+    const r = await reply;
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual(r.ok && [r.width, r.height], [390, 390]);
+    assert.deepEqual(partFiles(shm), [], 'deleted with the reply');
+  });
+
+  test('raw BGR pixels by name, with shape', async () => {
+    const { data, info } = await sharp(jpeg).resize(200, 150).raw().toBuffer({ resolveWithObject: true });
+    const name = writeClientFile(data);
+    const r = await reqOnce(pipe.endpoint, [header({ id: 'raw', shm: name, shape: [info.height, info.width, 3], dtype: 'uint8' })]);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual(r.ok && [r.width, r.height], [200, 150]);
+    assert.equal(existsSync(`${SHARED_BASE}/${name}`), false);
+    assert.deepEqual(partFiles(shm), []);
+  });
+
+  test('the TS client with sharedMemory: many in flight, each its own reply, no file left on either side', async () => {
+    const client = new Client(pipe.endpoint, { sharedMemory: true, window: 8, timeoutMs: 20_000 });
+    try {
+      const replies = await Promise.all(Array.from({ length: 24 }, () => client.infer(jpeg)));
+      assert.ok(replies.every((r) => r.ok && r.width === 390), JSON.stringify(replies.find((r) => !r.ok)));
+    } finally {
+      await client.close();
+    }
+    assert.deepEqual(ourClientFiles(), []);
+    assert.deepEqual(partFiles(shm), []);
+  });
+
+  test('bad names and bad files get BAD_REQUEST naming the problem, and are left as they are', async () => {
+    const cases: [string, Record<string, unknown>, Buffer[], RegExp][] = [];
+    const traversal = '../etc/passwd';
+    cases.push(['a path', { shm: traversal }, [], /is not a client file name/]);
+    cases.push(['another program’s file', { shm: 'PostgreSQL.1234' }, [], /is not a client file name/]);
+    cases.push(['a missing file', { shm: 'framepipe-client-missing' }, [], /does not exist on ingest's host .*frame 2/]);
+    const link = `framepipe-client-${process.pid}-link`;
+    symlinkSync('/etc/hostname', `${SHARED_BASE}/${link}`);
+    cases.push(['a symlink', { shm: link }, [], /is not a regular file/]);
+    const empty = writeClientFile(Buffer.alloc(0));
+    cases.push(['an empty file', { shm: empty }, [], /is empty/]);
+    const big = writeClientFile(Buffer.alloc(310_000, 1));
+    cases.push(['a file over max_message_bytes', { shm: big }, [], /the limit is 300000/]);
+    const twice = writeClientFile(jpeg);
+    cases.push(['a file and frame 2', { shm: twice }, [jpeg], /image given twice/]);
+    const shaped = writeClientFile(Buffer.alloc(1000));
+    cases.push(['raw pixels of the wrong size', { shm: shaped, shape: [10, 10, 3] }, [], /needs 300 bytes of uint8, the image has 1000/]);
+    cases.push(['not a string', { shm: 5 }, [], /header field 'shm'/]);
+    const foreign = writeClientFile(jpeg);
+    const root = process.getuid?.() === 0;
+    if (root) {
+      chownSync(`${SHARED_BASE}/${foreign}`, 65534, 65534);
+      cases.push(['another user’s file', { shm: foreign }, [], /belongs to uid 65534; ingest runs as uid 0/]);
+    }
+    try {
+      for (const [what, fields, extra, message] of cases) {
+        const r = await reqOnce(pipe.endpoint, [header({ id: what, ...fields }), ...extra]);
+        const error = errorOf(r);
+        assert.equal(r.id, what);
+        assert.equal(error.code, what.includes('max_message_bytes') ? 'TOO_LARGE' : 'BAD_REQUEST', `${what}: ${error.message}`);
+        assert.match(error.message, message, what);
+      }
+      for (const name of [link, empty, big, twice, shaped, foreign]) assert.ok(existsSync(`${SHARED_BASE}/${name}`), `${name} left alone`);
+      assert.ok(existsSync('/etc/hostname'));
+      const r = await reqOnce(pipe.endpoint, [header({ id: 'after', shm: writeClientFile(jpeg) })]);
+      assert.equal(r.ok, true, 'ingest goes on');
+    } finally {
+      for (const name of [link, empty, big, twice, shaped, foreign]) rmSync(`${SHARED_BASE}/${name}`, { force: true });
+    }
+  });
+
+  test('latest-frame mode: a SKIPPED frame’s file stays the client’s; a boxed frame whose file vanished gets BAD_REQUEST', async () => {
+    const stream = `cam-${process.pid}`;
+    const names = [writeClientFile(jpeg), writeClientFile(jpeg), writeClientFile(jpeg)];
+    const send = (i: number) => reqOnce(pipe.endpoint, [header({ id: i, stream, frame: i, latest: true, shm: names[i] })]);
+    // Frame 0 goes in (detect holds it 300 ms); 1 waits in the stream's box; 2 replaces it.
+    const first = send(0);
+    await sleep(50);
+    const second = send(1);
+    await sleep(50);
+    const third = send(2);
+    const skipped = await second;
+    assert.equal(!skipped.ok && skipped.error.code, 'SKIPPED');
+    assert.ok(existsSync(`${SHARED_BASE}/${names[1]}`), 'never entered the pipeline: still the client’s file');
+    // Frame 2 waits in the box until frame 0 is answered; its file vanishing meanwhile is its own error.
+    rmSync(`${SHARED_BASE}/${names[2]}`);
+    assert.equal((await first).ok, true);
+    const gone = errorOf(await third);
+    assert.equal(gone.code, 'BAD_REQUEST');
+    assert.match(gone.message, /went away before ingest took it/);
+    rmSync(`${SHARED_BASE}/${names[1]}`);
+    const r = await reqOnce(pipe.endpoint, [header({ id: 'next', stream, latest: true, shm: writeClientFile(jpeg) })]);
+    assert.equal(r.ok, true, 'the stream goes on');
+    assert.deepEqual(partFiles(shm), []);
+  });
+});
+
+describe('client files when ingest has no shared directory (transport.shared_memory=off)', { skip }, () => {
+  test('ingest reads the file, sends the bytes on as a frame, and deletes it', async () => {
+    const jpeg = await noiseJpeg(390);
+    const pipe = await startPipeline('noop', ['transport.shared_memory=off', 'classify.model.decode=true']);
+    try {
+      assert.equal(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory, false);
+      const name = writeClientFile(jpeg);
+      const r = await reqOnce(pipe.endpoint, [header({ id: 'read', shm: name })]);
+      assert.equal(r.ok, true, JSON.stringify(r));
+      assert.deepEqual(r.ok && [r.width, r.height], [390, 390]);
+      assert.equal(existsSync(`${SHARED_BASE}/${name}`), false);
+    } finally {
+      await pipe.stop();
+    }
+  });
+});
+
+describe('transport.client_shared_memory=false', { skip }, () => {
+  test('a request naming a file gets BAD_REQUEST and the file stays', async () => {
+    const pipe = await startPipeline('noop', ['transport.client_shared_memory=false']);
+    const name = writeClientFile(await noiseJpeg(64));
+    try {
+      const error = errorOf(await reqOnce(pipe.endpoint, [header({ id: 'off', shm: name })]));
+      assert.equal(error.code, 'BAD_REQUEST');
+      assert.match(error.message, /takes no images from shared memory .*frame 2/);
+      assert.ok(existsSync(`${SHARED_BASE}/${name}`));
+    } finally {
+      await pipe.stop();
+      rmSync(`${SHARED_BASE}/${name}`, { force: true });
+    }
+  });
+});
