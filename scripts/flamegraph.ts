@@ -33,7 +33,8 @@ const HELP = `usage: npm run flamegraph -- [options]
   --models DIR       models_dir (default ../shared/models for objects/faces)
   --set KEY=VALUE    extra config override, repeatable
   --out-dir DIR      where the SVGs go (default docs/flamegraphs)
-  --keep DIR         also keep the raw .cpuprofile and .folded files in DIR`;
+  --keep DIR         also keep the raw .cpuprofile and .folded files in DIR
+  --shared-memory    the client hands images over as /dev/shm files (request header shm)`;
 
 const { values: opts } = parseArgs({
   options: {
@@ -46,6 +47,7 @@ const { values: opts } = parseArgs({
     set: { type: 'string', multiple: true, default: [] },
     'out-dir': { type: 'string', default: path.join(packageRoot, 'docs', 'flamegraphs') },
     keep: { type: 'string' },
+    'shared-memory': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -89,7 +91,7 @@ const env = { ...process.env, FRAMEPIPE_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${
 
 console.error(`flamegraph: starting the ${profile} pipeline under --cpu-prof`);
 const pipeline = await launchPipeline({ flags: { profile, set: sets }, stdio: 'pipe', env });
-const client = new Client(pipeline.endpoint, { window: concurrency, timeoutMs: 60_000 });
+const client = new Client(pipeline.endpoint, { window: concurrency, timeoutMs: 60_000, sharedMemory: opts['shared-memory'] });
 let running = true;
 let replies = 0;
 let failures = 0;
@@ -129,7 +131,7 @@ const pct = (n: number, of: number) => `${((100 * n) / Math.max(1, of)).toFixed(
 const report: string[] = [];
 report.push(`## ${profile}\n`);
 report.push(
-  `\`npm run flamegraph -- --profile ${profile} --seconds ${seconds} --warmup ${warmup} --concurrency ${concurrency}\` — ${measured} replies in the ${seconds} s window (${(measured / seconds).toFixed(1)}/s), ${failures} failed.\n`,
+  `\`npm run flamegraph -- --profile ${profile} --seconds ${seconds} --warmup ${warmup} --concurrency ${concurrency}${opts['shared-memory'] ? ' --shared-memory' : ''}\` — ${measured} replies in the ${seconds} s window (${(measured / seconds).toFixed(1)}/s), ${failures} failed.\n`,
 );
 pipeline.procs.forEach((proc, i) => {
   const pid = proc.child.pid!;

@@ -4,17 +4,21 @@
 // client file of ingest's own user.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { noiseJpeg } from '../bench/lib.js';
 import { Client } from '../src/client/client.js';
-import { SHARED_BASE, sharedMemoryAvailable, writeClientFile } from '../src/transport/shared-parts.js';
+import { ClientFiles, SHARED_BASE, sharedMemoryAvailable } from '../src/transport/shared-parts.js';
 import { header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
 
 const skip = sharedMemoryAvailable() ? false : `${SHARED_BASE} is not a writable directory here`;
 
-/** This process's client files still in /dev/shm. */
-const ourClientFiles = () => readdirSync(SHARED_BASE).filter((f) => f.startsWith(`framepipe-client-${process.pid}-`));
+/** This process's client directories in /dev/shm. */
+const ourClientDirs = () => readdirSync(SHARED_BASE).filter((f) => f.startsWith(`framepipe-client-${process.pid}-`));
+/** Client files as a client writes them: a private directory of this process, a random name in it. */
+const files = new ClientFiles();
+const writeClientFile = (bytes: Buffer): string => files.write(bytes)!;
+after(() => files.close());
 const partFiles = (dir: string) => readdirSync(dir).filter((f) => f !== 'owner');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,7 +41,8 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
   });
   after(async () => {
     await pipe?.stop();
-    for (const f of ourClientFiles()) rmSync(`${SHARED_BASE}/${f}`, { force: true });
+    files.close();
+    for (const f of ourClientDirs()) rmSync(`${SHARED_BASE}/${f}`, { recursive: true, force: true });
   });
 
   test('a JPEG by name: ingest moves the file into its directory, classify reads it, the reply deletes it', async () => {
@@ -65,41 +70,57 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
   });
 
   test('the TS client with sharedMemory: many in flight, each its own reply, no file left on either side', async () => {
+    const before = ourClientDirs();
     const client = new Client(pipe.endpoint, { sharedMemory: true, window: 8, timeoutMs: 20_000 });
     try {
       const replies = await Promise.all(Array.from({ length: 24 }, () => client.infer(jpeg)));
       assert.ok(replies.every((r) => r.ok && r.width === 390), JSON.stringify(replies.find((r) => !r.ok)));
+      const mine = ourClientDirs().filter((d) => !before.includes(d));
+      assert.equal(mine.length, 1, 'the client made its private directory');
+      assert.deepEqual(readdirSync(`${SHARED_BASE}/${mine[0]}`), [], 'every file taken over by ingest');
     } finally {
       await client.close();
     }
-    assert.deepEqual(ourClientFiles(), []);
+    assert.deepEqual(ourClientDirs(), before, 'close() removed the directory');
     assert.deepEqual(partFiles(shm), []);
   });
 
   test('bad names and bad files get BAD_REQUEST naming the problem, and are left as they are', async () => {
     const cases: [string, Record<string, unknown>, Buffer[], RegExp][] = [];
-    const traversal = '../etc/passwd';
-    cases.push(['a path', { shm: traversal }, [], /is not a client file name/]);
+    const dir = writeClientFile(jpeg).split('/')[0]!;
+    cases.push(['a path', { shm: '../etc/passwd' }, [], /is not a client file name/]);
+    cases.push(['a path inside', { shm: `${dir}/../../etc/passwd` }, [], /is not a client file name/]);
     cases.push(['another program’s file', { shm: 'PostgreSQL.1234' }, [], /is not a client file name/]);
-    cases.push(['a missing file', { shm: 'framepipe-client-missing' }, [], /does not exist on ingest's host .*frame 2/]);
-    const link = `framepipe-client-${process.pid}-link`;
-    symlinkSync('/etc/hostname', `${SHARED_BASE}/${link}`);
-    cases.push(['a symlink', { shm: link }, [], /is not a regular file/]);
+    cases.push(['a missing file', { shm: `${dir}/missing` }, [], /does not exist on ingest's host .*frame 2/]);
+    const open = `framepipe-client-${process.pid}-open`;
+    mkdirSync(`${SHARED_BASE}/${open}`, { mode: 0o755 });
+    chmodSync(`${SHARED_BASE}/${open}`, 0o755);
+    writeFileSync(`${SHARED_BASE}/${open}/a`, jpeg);
+    cases.push(['a directory others can list', { shm: `${open}/a` }, [], /must be a private directory/]);
+    const linkedDir = `framepipe-client-${process.pid}-linked`;
+    symlinkSync(`${SHARED_BASE}/${dir}`, `${SHARED_BASE}/${linkedDir}`);
+    const inLinkedDir = writeClientFile(jpeg).split('/')[1]!;
+    cases.push(['a symlinked directory', { shm: `${linkedDir}/${inLinkedDir}` }, [], /must be a private directory/]);
+    symlinkSync('/etc/hostname', `${SHARED_BASE}/${dir}/link`);
+    cases.push(['a symlink', { shm: `${dir}/link` }, [], /not a regular file/]);
+    const linked = writeClientFile(jpeg);
+    linkSync(`${SHARED_BASE}/${linked}`, `${SHARED_BASE}/${dir}/second-name`);
+    cases.push(['a file with two names', { shm: linked }, [], /has 2 links/]);
     const empty = writeClientFile(Buffer.alloc(0));
     cases.push(['an empty file', { shm: empty }, [], /is empty/]);
     const big = writeClientFile(Buffer.alloc(310_000, 1));
-    cases.push(['a file over max_message_bytes', { shm: big }, [], /the limit is 300000/]);
+    cases.push(['a file over max_message_bytes', { shm: big }, [], /with its image file; the limit is 300000/]);
     const twice = writeClientFile(jpeg);
     cases.push(['a file and frame 2', { shm: twice }, [jpeg], /image given twice/]);
     const shaped = writeClientFile(Buffer.alloc(1000));
     cases.push(['raw pixels of the wrong size', { shm: shaped, shape: [10, 10, 3] }, [], /needs 300 bytes of uint8, the image has 1000/]);
     cases.push(['not a string', { shm: 5 }, [], /header field 'shm'/]);
     const foreign = writeClientFile(jpeg);
-    const root = process.getuid?.() === 0;
-    if (root) {
+    if (process.getuid?.() === 0) {
       chownSync(`${SHARED_BASE}/${foreign}`, 65534, 65534);
-      cases.push(['another user’s file', { shm: foreign }, [], /belongs to uid 65534; ingest runs as uid 0/]);
+      cases.push(['another user’s file', { shm: foreign }, [], /not owned by the user ingest runs as/]);
     }
+    const kept = [`${dir}/link`, linked, empty, big, twice, shaped, foreign, `${open}/a`, `${dir}/${inLinkedDir}`];
     try {
       for (const [what, fields, extra, message] of cases) {
         const r = await reqOnce(pipe.endpoint, [header({ id: what, ...fields }), ...extra]);
@@ -108,12 +129,13 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
         assert.equal(error.code, what.includes('max_message_bytes') ? 'TOO_LARGE' : 'BAD_REQUEST', `${what}: ${error.message}`);
         assert.match(error.message, message, what);
       }
-      for (const name of [link, empty, big, twice, shaped, foreign]) assert.ok(existsSync(`${SHARED_BASE}/${name}`), `${name} left alone`);
+      for (const name of kept) assert.ok(existsSync(`${SHARED_BASE}/${name}`), `${name} left alone`);
       assert.ok(existsSync('/etc/hostname'));
       const r = await reqOnce(pipe.endpoint, [header({ id: 'after', shm: writeClientFile(jpeg) })]);
       assert.equal(r.ok, true, 'ingest goes on');
     } finally {
-      for (const name of [link, empty, big, twice, shaped, foreign]) rmSync(`${SHARED_BASE}/${name}`, { force: true });
+      for (const name of [...kept, `${dir}/second-name`, linkedDir]) rmSync(`${SHARED_BASE}/${name}`, { force: true });
+      rmSync(`${SHARED_BASE}/${open}`, { recursive: true, force: true });
     }
   });
 
@@ -161,17 +183,26 @@ describe('client files when ingest has no shared directory (transport.shared_mem
 });
 
 describe('transport.client_shared_memory=false', { skip }, () => {
-  test('a request naming a file gets BAD_REQUEST and the file stays', async () => {
+  test('a request naming a file gets BAD_REQUEST and the file stays; the TS client’s own file goes with close()', async () => {
     const pipe = await startPipeline('noop', ['transport.client_shared_memory=false']);
-    const name = writeClientFile(await noiseJpeg(64));
+    const jpeg = await noiseJpeg(64);
+    const name = writeClientFile(jpeg);
+    const before = ourClientDirs();
+    const client = new Client(pipe.endpoint, { sharedMemory: true, timeoutMs: 10_000 });
     try {
       const error = errorOf(await reqOnce(pipe.endpoint, [header({ id: 'off', shm: name })]));
       assert.equal(error.code, 'BAD_REQUEST');
       assert.match(error.message, /takes no images from shared memory .*frame 2/);
       assert.ok(existsSync(`${SHARED_BASE}/${name}`));
+      // The client really sends names (here refused), and removes the files ingest did not take.
+      const r = await client.infer(jpeg);
+      assert.equal(!r.ok && r.error.code, 'BAD_REQUEST');
+      const mine = ourClientDirs().filter((d) => !before.includes(d));
+      assert.deepEqual(mine.map((d) => readdirSync(`${SHARED_BASE}/${d}`)), [[]], 'its refused file removed after the reply');
     } finally {
+      await client.close();
       await pipe.stop();
-      rmSync(`${SHARED_BASE}/${name}`, { force: true });
     }
+    assert.deepEqual(ourClientDirs(), before);
   });
 });

@@ -86,9 +86,14 @@ export async function inferFiles(endpoint: string, files: string[], opts: InferF
       }
     }
   };
+  // Interrupted (Ctrl-C): close the client first, so no image file is left in /dev/shm.
+  const interrupted = (signal: NodeJS.Signals) => void client.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  if (opts.sharedMemory) for (const sig of signals) process.once(sig, interrupted);
   try {
     await Promise.all(Array.from({ length: Math.min(opts.inflight, files.length) }, worker));
   } finally {
+    for (const sig of signals) process.off(sig, interrupted);
     await client.close();
     progress.stop();
     if (out) await new Promise((r) => out.end(r));

@@ -1,7 +1,7 @@
 import * as zmq from 'zeromq';
 import { decodeReply, encodeHeader } from '../protocol/request.js';
 import type { Reply, RequestOptions } from '../protocol/types.js';
-import { removeClientFile, writeClientFile } from '../transport/shared-parts.js';
+import { ClientFiles } from '../transport/shared-parts.js';
 import { SocketWriter } from '../transport/writer.js';
 
 /**
@@ -29,7 +29,9 @@ export interface ClientOptions extends CurveClientOptions {
   window?: number;
   /**
    * Same host as ingest: write each image to /dev/shm and send only its name (request header
-   * `shm`, docs/protocol.md), so the bytes never cross the socket. Default false.
+   * `shm`, docs/protocol.md), so the bytes never cross the socket; the files live in a private
+   * directory of this client, removed by close(). An image that cannot be written (/dev/shm
+   * full) goes in the message as usual. Default false.
    */
   sharedMemory?: boolean;
 }
@@ -73,7 +75,8 @@ export class Client {
   private readonly loop: Promise<void>;
   readonly timeoutMs: number;
   readonly window: number;
-  readonly sharedMemory: boolean;
+  /** With `sharedMemory`: this client's directory of image files in /dev/shm. */
+  private readonly files?: ClientFiles;
 
   constructor(
     readonly endpoint: string,
@@ -81,7 +84,7 @@ export class Client {
   ) {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.window = options.window ?? 64;
-    this.sharedMemory = options.sharedMemory ?? false;
+    if (options.sharedMemory) this.files = new ClientFiles();
     this.socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10_000, receiveHighWaterMark: 10_000, ...curveSocketOptions(options) });
     this.socket.connect(endpoint);
     this.writer = new SocketWriter(this.socket, Number.MAX_SAFE_INTEGER);
@@ -102,7 +105,8 @@ export class Client {
     const id = ++this.seq;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const { timeoutMs: _t, ...fields } = options;
-    const file = this.sharedMemory ? writeClientFile(image) : undefined;
+    // Could not be written (/dev/shm full): the image goes as a frame instead.
+    const file = this.files?.write(image);
     const header = encodeHeader({ ...fields, id, timeout_ms: timeoutMs, ...(file ? { shm: file } : {}) });
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -128,6 +132,8 @@ export class Client {
     for (const wake of this.slots.splice(0)) wake();
     this.writer.close();
     this.socket.close();
+    // Files ingest has not taken by now never will be (their requests were given up).
+    this.files?.close();
     await this.loop.catch(() => {});
   }
 
@@ -139,7 +145,7 @@ export class Client {
     this.waiting.delete(id);
     // A file ingest did not take over is ours to remove. An ok reply means it did (the job went
     // through the pipeline), and skipping the unlink that would fail saves a syscall and an Error.
-    if (w.file && !reply?.ok) removeClientFile(w.file);
+    if (w.file && !reply?.ok) this.files?.remove(w.file);
     this.slots.shift()?.();
     return w;
   }

@@ -126,8 +126,8 @@ export function parseRequest(body: Buffer[], limits: RequestLimits, salvage?: Re
     if (frameImage !== undefined || h.image !== undefined) throw new BadRequestError("image given twice: header field 'shm' and frame 2 or field 'image'");
     if (!limits.sharedFileSize) throw new BadRequestError("header field 'shm': this ingest takes no images from shared memory (transport.client_shared_memory is off); send the image as frame 2");
     const bytes = limits.sharedFileSize(h.shm);
-    if (bytes === 0) throw new BadRequestError(`header field 'shm': /dev/shm/${h.shm} is empty`);
-    if (size + bytes > limits.maxMessageBytes) throw new TooLargeError(`image file is ${bytes} bytes; the limit is ${limits.maxMessageBytes}`);
+    if (bytes === 0) throw new BadRequestError(`header field 'shm': the file ${h.shm} is empty`);
+    if (size + bytes > limits.maxMessageBytes) throw new TooLargeError(`request is ${size + bytes} bytes with its image file; the limit is ${limits.maxMessageBytes}`);
     shm = { name: h.shm, size: bytes };
   } else if (frameImage !== undefined) {
     if (h.image !== undefined) throw new BadRequestError("image given twice: both frame 2 and header field 'image'");

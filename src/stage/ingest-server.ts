@@ -221,8 +221,8 @@ export class IngestServer {
     } catch (err) {
       this.pending.take(meta.job);
       meters()?.errors.inc({ code: toWireError(err).code });
+      // Never started, so it holds no slot of its stream (unlike a frame answered from the pipeline).
       this.reply(req, encodeReply(errorReply(req.id, toWireError(err), req), req.format));
-      this.released(req, meta.job);
       return;
     }
     if (meta.written) req.shared = meta.written;

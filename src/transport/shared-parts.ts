@@ -195,12 +195,15 @@ export function deleteParts(dir: unknown, job: number, files: readonly string[])
 }
 
 /**
- * A client's image in shared memory (request header `shm`): a file directly in /dev/shm named
- * `framepipe-client-…`. The prefix keeps a request from naming anything else there (another
- * program's shared memory, ingest's own directories); the owner check keeps one user's ingest
- * from taking another user's files.
+ * A client's image in shared memory (request header `shm`): `<dir>/<file>`, where `dir` is a
+ * `framepipe-client-…` directory directly in /dev/shm that only its owner can open (0700), and
+ * `file` a random name in it. The prefix keeps a request from naming anything else there
+ * (another program's shared memory, ingest's own directories); the private directory keeps
+ * other users of the host from listing the file names, so they cannot name a client's file in a
+ * request of their own; the owner checks keep ingest from taking another user's files.
  */
-const CLIENT_FILE = /^framepipe-client-[A-Za-z0-9._-]{1,200}$/;
+const CLIENT_DIR = /^framepipe-client-[A-Za-z0-9._-]{1,100}$/;
+const CLIENT_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 function clientPath(name: string): string {
   return `${SHARED_BASE}/${name}`;
@@ -208,31 +211,40 @@ function clientPath(name: string): string {
 
 /**
  * The size of the client file a request names in `shm`, after checking it may be taken: the
- * name's form, a regular file (not a symlink), owned by the user ingest runs as. Throws
- * BadRequestError naming what is wrong; touches nothing.
+ * name's form, a private directory and a regular file (not symlinks), both owned by the user
+ * ingest runs as, one link. Throws BadRequestError naming what is wrong; touches nothing.
  */
 export function clientFileSize(name: string): number {
-  if (!CLIENT_FILE.test(name)) {
+  const [dir, file, ...rest] = name.split('/');
+  if (rest.length > 0 || !dir || !file || !CLIENT_DIR.test(dir) || !CLIENT_FILE.test(file)) {
     throw new BadRequestError(
-      `header field 'shm': ${JSON.stringify(name)} is not a client file name (framepipe-client- then up to 200 letters, digits, '.', '_' or '-'; the file directly in ${SHARED_BASE})`,
+      `header field 'shm': ${JSON.stringify(name)} is not a client file name (DIR/FILE: DIR a framepipe-client-… directory directly in ${SHARED_BASE}, FILE a name in it; letters, digits, '.', '_' or '-')`,
     );
   }
-  const file = clientPath(name);
-  let st: fs.Stats;
+  const bad = (what: string) => new BadRequestError(`header field 'shm': ${clientPath(name)}: ${what}`);
+  const uid = process.getuid?.();
+  const dirStat = lstatOrFail(clientPath(dir), name);
+  if (!dirStat.isDirectory() || dirStat.uid !== uid || (dirStat.mode & 0o077) !== 0) {
+    throw bad(`${dir} must be a private directory (mode 0700, not a symlink) of the user ingest runs as`);
+  }
+  const st = lstatOrFail(clientPath(name), name);
+  if (!st.isFile()) throw bad('not a regular file');
+  if (st.uid !== uid) throw bad('not owned by the user ingest runs as');
+  if (st.nlink !== 1) throw bad(`has ${st.nlink} links; ingest takes only a file with one name`);
+  return st.size;
+}
+
+function lstatOrFail(path: string, name: string): fs.Stats {
   try {
-    st = fs.lstatSync(file);
+    return fs.lstatSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new BadRequestError(
       code === 'ENOENT'
-        ? `header field 'shm': ${file} does not exist on ingest's host (a client on another host, or in a container with its own /dev/shm, sends the image as frame 2)`
-        : `header field 'shm': cannot look at ${file} (${code ?? (err as Error).message})`,
+        ? `header field 'shm': ${clientPath(name)} does not exist on ingest's host (a client on another host, or in a container with its own /dev/shm, sends the image as frame 2)`
+        : `header field 'shm': cannot look at ${clientPath(name)} (${code ?? (err as Error).message})`,
     );
   }
-  if (!st.isFile()) throw new BadRequestError(`header field 'shm': ${file} is not a regular file`);
-  const uid = process.getuid?.();
-  if (st.uid !== uid) throw new BadRequestError(`header field 'shm': ${file} belongs to uid ${st.uid}; ingest runs as uid ${uid} and takes only its own user's files`);
-  return st.size;
 }
 
 /**
@@ -240,7 +252,7 @@ export function clientFileSize(name: string): number {
  * with a shared directory, one rename moves it there (same RAM filesystem: no byte is copied)
  * and the job names it like any part ingest wrote; without one (the first hop is on another
  * host), its bytes are read and the file deleted. Either way the client's name is gone after.
- * Throws BadRequestError if the file went away or changed since the request was parsed.
+ * Throws BadRequestError if the file cannot be taken or changed since the request was parsed.
  */
 export function adoptClientFile(
   name: string,
@@ -250,24 +262,28 @@ export function adoptClientFile(
   part: 'image' | 'pixels',
 ): { shared: SharedPart } | { bytes: Buffer } {
   const from = clientPath(name);
-  const gone = (err: unknown) =>
-    new BadRequestError(`header field 'shm': ${from} went away before ingest took it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
-      cause: err,
-    });
-  const changed = (what: string) => new BadRequestError(`header field 'shm': ${from} changed while ingest took it (${what})`);
+  const cannot = (err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'it went away before ingest took it' : `ingest could not take it (${code ?? (err as Error).message})`;
+    return new BadRequestError(`header field 'shm': ${from}: ${why}`, { cause: err });
+  };
+  const unchanged = (st: fs.Stats) => st.isFile() && st.uid === process.getuid?.() && st.nlink === 1 && st.size === size;
+  const changed = (st: fs.Stats) =>
+    new BadRequestError(`header field 'shm': ${from} changed while ingest took it (${st.isFile() ? `${st.size} bytes, was ${size}` : 'not a regular file'})`);
   if (dir) {
     const file = `${job}.${part}.ingest`;
     const to = `${dir.path}/${file}`;
+    let st: fs.Stats;
     try {
       fs.renameSync(from, to);
+      // Checked again where nobody else can swap it: the directory is ingest's own (0700).
+      st = fs.lstatSync(to);
     } catch (err) {
-      throw gone(err);
+      throw cannot(err);
     }
-    // Checked again where nobody else can swap it: the directory is ingest's own (0700).
-    const st = fs.lstatSync(to);
-    if (!st.isFile() || st.uid !== process.getuid?.() || st.size !== size) {
+    if (!unchanged(st)) {
       fs.rmSync(to, { force: true });
-      throw changed(st.isFile() ? `${st.size} bytes, was ${size}` : 'not a regular file');
+      throw changed(st);
     }
     return { shared: { file, size } };
   }
@@ -275,11 +291,11 @@ export function adoptClientFile(
   try {
     fd = fs.openSync(from, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (err) {
-    throw gone(err);
+    throw cannot(err);
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.uid !== process.getuid?.() || st.size !== size) throw changed(st.isFile() ? `${st.size} bytes, was ${size}` : 'not a regular file');
+    if (!unchanged(st)) throw changed(st);
     const bytes = fs.readFileSync(fd);
     fs.rmSync(from, { force: true });
     return { bytes };
@@ -289,22 +305,41 @@ export function adoptClientFile(
 }
 
 /**
- * Client side of `shm`: writes `bytes` to a new file in /dev/shm that only this user can read,
- * for a request to name. After the reply, removeClientFile (ingest has usually moved it away;
- * a request answered before its job went in, OVERLOADED or SKIPPED, leaves it in place).
+ * Client side of `shm`: one private directory per client (made on first use, removed by
+ * close()), a new randomly named file in it per image. After a reply, remove() what ingest did
+ * not take (a request answered before its job went in: OVERLOADED, SKIPPED, BAD_REQUEST).
  */
-export function writeClientFile(bytes: Uint8Array): string {
-  const name = `framepipe-client-${process.pid}-${randomBytes(8).toString('hex')}`;
-  // wx: never write through a name someone else made first.
-  fs.writeFileSync(clientPath(name), bytes, { mode: 0o600, flag: 'wx' });
-  return name;
-}
+export class ClientFiles {
+  private dir?: string;
 
-export function removeClientFile(name: string): void {
-  try {
-    fs.unlinkSync(clientPath(name));
-  } catch {
-    // Taken over by ingest: the usual case.
+  /** The request's `shm` name, or undefined when the image cannot be written (e.g. /dev/shm full): send it as a frame then. */
+  write(bytes: Uint8Array): string | undefined {
+    let name: string | undefined;
+    try {
+      // mkdtemp makes it 0700: nobody else can list the names inside.
+      this.dir ??= path.basename(fs.mkdtempSync(`${SHARED_BASE}/framepipe-client-${process.pid}-`));
+      name = `${this.dir}/${randomBytes(12).toString('hex')}`;
+      // wx: a new file, never one someone else made.
+      fs.writeFileSync(clientPath(name), bytes, { mode: 0o600, flag: 'wx' });
+      return name;
+    } catch {
+      if (name) this.remove(name);
+      return undefined;
+    }
+  }
+
+  remove(name: string): void {
+    try {
+      fs.unlinkSync(clientPath(name));
+    } catch {
+      // Taken over by ingest: the usual case.
+    }
+  }
+
+  /** Removes the directory and whatever is still in it. */
+  close(): void {
+    if (this.dir) fs.rmSync(clientPath(this.dir), { recursive: true, force: true });
+    this.dir = undefined;
   }
 }
 

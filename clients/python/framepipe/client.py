@@ -22,9 +22,8 @@ from .protocol import (
     Reply,
     RequestId,
     decode_reply,
+    SharedFiles,
     encode_request,
-    encode_shared_request,
-    remove_shared_file,
 )
 
 REPLY_GRACE = 0.25
@@ -70,7 +69,7 @@ class Client:
         self.raise_on_error = raise_on_error
         self._context = context or zmq.Context.instance()
         self.curve = curve
-        self.shared_memory = shared_memory
+        self._files = SharedFiles() if shared_memory else None
         self._ids = itertools.count(1)
         self._socket: zmq.Socket | None = self._connect()
 
@@ -111,15 +110,16 @@ class Client:
             "latest": latest,
         }
         options: dict[str, Any] = {"raw": raw, "pixels": pixels, "jpeg_quality": jpeg_quality}
-        frames: list[bytes | memoryview] = [] if self.shared_memory else encode_request(image, header, **options)
+        frames: list[bytes | memoryview] = [] if self._files else encode_request(image, header, **options)
         files: list[str] = []
         attempts = self.retries + 1
         try:
             for _ in range(attempts):
-                if self.shared_memory:
+                if self._files:
                     # A file per attempt: ingest may have taken the last one over already.
-                    frames, name = encode_shared_request(image, header, **options)
-                    files.append(name)
+                    frames, name = self._files.request(image, header, **options)
+                    if name:
+                        files.append(name)
                 if self._send(self._socket, frames) and self._socket.poll(round((wait + REPLY_GRACE) * 1000), zmq.POLLIN):
                     reply = decode_reply(self._socket.recv())
                     return check(reply) if self.raise_on_error else reply
@@ -128,7 +128,7 @@ class Client:
                 self._socket = self._connect()
         finally:
             for name in files:
-                remove_shared_file(name)
+                self._files.remove(name)  # type: ignore[union-attr]
         raise ClientTimeout(self.endpoint, wait, attempts, header["id"])
 
     def close(self) -> None:
@@ -136,6 +136,8 @@ class Client:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+        if self._files:
+            self._files.close()
 
     def __enter__(self) -> Client:
         return self

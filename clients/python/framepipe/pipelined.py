@@ -29,9 +29,8 @@ from .protocol import (
     Reply,
     RequestId,
     decode_reply,
+    SharedFiles,
     encode_request,
-    encode_shared_request,
-    remove_shared_file,
 )
 
 I = TypeVar("I")
@@ -96,7 +95,7 @@ class PipelinedClient:
         self.endpoint = endpoint
         self.window = window
         self.timeout = timeout
-        self.shared_memory = shared_memory
+        self._files = SharedFiles() if shared_memory else None
         self.dropped = 0
         """Replies that came after their request had timed out on this side (or had an unknown id)."""
         self._ids = itertools.count(1)
@@ -232,6 +231,8 @@ class PipelinedClient:
             self._socket = None
         for rid in list(self._inflight):
             self._forget(rid)
+        if self._files:
+            self._files.close()
 
     def __enter__(self) -> PipelinedClient:
         return self
@@ -258,17 +259,19 @@ class PipelinedClient:
         header = {"id": rid, "timeout_ms": max(1, round(wait * 1000)), **fields}
         options: dict[str, Any] = {"raw": raw, "pixels": pixels, "jpeg_quality": jpeg_quality}
         file = None
-        if self.shared_memory:
-            frames, file = encode_shared_request(image, header, **options)
+        if self._files:
+            frames, file = self._files.request(image, header, **options)
         else:
             frames = encode_request(image, header, **options)
         try:
             # The empty delimiter makes the envelope REQ-shaped; the reply comes back as [b"", reply].
             self._socket.send_multipart([b"", *frames], copy=False)
-        except zmq.Again:
+        except BaseException as err:
             if file:
-                remove_shared_file(file)
-            raise ClientTimeout(self.endpoint, wait, request_id=rid) from None
+                self._files.remove(file)  # type: ignore[union-attr]
+            if isinstance(err, zmq.Again):
+                raise ClientTimeout(self.endpoint, wait, request_id=rid) from None
+            raise
         self._inflight[rid] = _InFlight(time.monotonic() + wait + REPLY_GRACE, wait, file)
         return rid
 
@@ -278,8 +281,8 @@ class PipelinedClient:
         An ok reply means ingest took the file over (the job went through the pipeline): nothing to delete.
         """
         entry = self._inflight.pop(rid, None)
-        if entry is not None and entry.file and not (reply and reply.get("ok")):
-            remove_shared_file(entry.file)
+        if entry is not None and entry.file and self._files and not (reply and reply.get("ok")):
+            self._files.remove(entry.file)
         return entry
 
     def _receive(self) -> Reply:

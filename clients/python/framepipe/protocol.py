@@ -6,8 +6,11 @@ only when an array is sent, so sending encoded bytes needs nothing beyond msgpac
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
+import tempfile
 from typing import TYPE_CHECKING, Any, Literal, Mapping, TypedDict, Union
 
 import msgpack
@@ -101,42 +104,67 @@ def encode_request(
 SHARED_BASE = "/dev/shm"
 
 
-def encode_shared_request(
-    image: ImageInput,
-    header: dict[str, Any],
-    *,
-    raw: bool = False,
-    pixels: Pixels = "bgr",
-    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
-) -> tuple[list[bytes | memoryview], str]:
-    """The request body ``[header]`` with the image in a new file in /dev/shm (header ``shm``),
-    and that file's name.
+class SharedFiles:
+    """A client's images as files in /dev/shm, for ingest on the same host (header ``shm``).
 
-    For a client on ingest's host: only the name crosses the socket, and ingest takes the file
-    over (it moves it, no copy). Pass the name to ``remove_shared_file`` once the request is
-    answered or given up: a request answered before its job went in (OVERLOADED, SKIPPED) leaves
-    the file where it was.
+    One private directory (0700: other users cannot list the names) per client, made on first use,
+    and a new randomly named file in it per image; ingest takes each file over (moves it, no copy).
+    ``remove`` after a reply deletes a file ingest did not take (a request answered before its job
+    went in: OVERLOADED, SKIPPED, BAD_REQUEST); ``close`` removes the directory and what is left.
     """
-    payload, fields = _payload(image, header, raw=raw, pixels=pixels, jpeg_quality=jpeg_quality)
-    name = f"framepipe-client-{os.getpid()}-{secrets.token_hex(8)}"
-    # O_EXCL: never write through a name someone else made first; 0600: only this user reads it.
-    fd = os.open(os.path.join(SHARED_BASE, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(payload).cast("B")
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-    fields["shm"] = name
-    return [msgpack.packb(fields)], name
 
+    def __init__(self) -> None:
+        self._dir: str | None = None
 
-def remove_shared_file(name: str) -> None:
-    """Deletes a file ``encode_shared_request`` wrote, unless ingest took it over already."""
-    try:
-        os.unlink(os.path.join(SHARED_BASE, name))
-    except FileNotFoundError:
-        pass
+    def request(
+        self,
+        image: ImageInput,
+        header: dict[str, Any],
+        *,
+        raw: bool = False,
+        pixels: Pixels = "bgr",
+        jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+    ) -> tuple[list[bytes | memoryview], str | None]:
+        """The request body ``[header]`` naming the image's new file, and that name; when the file
+        cannot be written (/dev/shm full) ``[header, image]`` as usual, and None."""
+        payload, fields = _payload(image, header, raw=raw, pixels=pixels, jpeg_quality=jpeg_quality)
+        name = self._write(payload)
+        if name is None:
+            return [msgpack.packb(fields), payload], None
+        fields["shm"] = name
+        return [msgpack.packb(fields)], name
+
+    def remove(self, name: str) -> None:
+        try:
+            os.unlink(os.path.join(SHARED_BASE, name))
+        except FileNotFoundError:
+            pass  # taken over by ingest: the usual case
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(os.path.join(SHARED_BASE, self._dir), ignore_errors=True)
+            self._dir = None
+
+    def _write(self, payload: bytes | memoryview) -> str | None:
+        name = None
+        try:
+            if self._dir is None:
+                self._dir = os.path.basename(tempfile.mkdtemp(prefix=f"framepipe-client-{os.getpid()}-", dir=SHARED_BASE))
+            name = f"{self._dir}/{secrets.token_hex(12)}"
+            # O_EXCL: a new file, never one someone else made; 0600: only this user reads it.
+            fd = os.open(os.path.join(SHARED_BASE, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(payload).cast("B")
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            return name
+        except OSError:
+            if name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(SHARED_BASE, name))
+            return None
 
 
 def _payload(

@@ -29,11 +29,14 @@ def test_folder_to_jsonl(pipeline: Pipeline, image_folder: Path, tmp_path: Path)
 
 def test_shared_memory_flag(pipeline: Pipeline, image_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "shm.jsonl"
-    result = run_cli(str(image_folder), "--endpoint", pipeline.endpoint, "--out", str(out), "--shared-memory", "--raw")
-    assert result.returncode == 0, result.stderr
+    env = {**os.environ, "PYTHONPATH": str(CLIENT_DIR)}
+    argv = [sys.executable, "-m", "framepipe", str(image_folder), "--endpoint", pipeline.endpoint, "--out", str(out), "--shared-memory", "--raw"]
+    child = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 0, stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["width"] for r in lines] == [20 + i for i in range(1, 13)]
-    assert not [f for f in os.listdir("/dev/shm") if f.startswith("framepipe-client-")], "no client file left"
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"framepipe-client-{child.pid}-")], "its directory was removed"
 
 
 def test_errors_counted_by_code(pipeline: Pipeline, image_folder: Path, tmp_path: Path) -> None:

@@ -1,16 +1,18 @@
 """Client (REQ, Lazy Pirate) against a live noop pipeline that decodes images."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import msgpack
 import numpy as np
 import pytest
 import zmq
 
-from conftest import Pipeline, png
+from conftest import Pipeline, png, start_pipeline
 from framepipe import BadImage, BadRequest, Client, ClientTimeout, TooLarge, check
 from framepipe.errors import ERRORS
 
@@ -96,36 +98,65 @@ def test_retry_on_a_fresh_socket_gets_the_reply() -> None:
     assert len(seen) == 2 and seen[0] != seen[1]
 
 
-def _client_files() -> set[str]:
+def _client_dirs() -> set[str]:
     import os
 
     return {f for f in os.listdir("/dev/shm") if f.startswith(f"framepipe-client-{os.getpid()}-")}
+
+
+@pytest.fixture(scope="module")
+def no_shm_pipeline() -> Iterator[Pipeline]:
+    """noop pipeline whose ingest refuses images named in `shm` (transport.client_shared_memory=false)."""
+    yield from start_pipeline("noop", ["transport.client_shared_memory=false"])
 
 
 def test_shared_memory_client_files(pipeline: Pipeline) -> None:
     """shared_memory=True: the image goes as a /dev/shm file ingest takes over; nothing is left after."""
     from framepipe import PipelinedClient
 
-    before = _client_files()
+    before = _client_dirs()
     with Client(pipeline.endpoint, timeout=10, shared_memory=True) as client:
         jpeg = client.infer(png(64, 48), id="shm")
         raw = client.infer(np.zeros((24, 32, 3), dtype=np.uint8), raw=True)
         with pytest.raises(BadImage):  # a failed request's file goes too
             client.infer(b"definitely not an image")
+        (mine,) = _client_dirs() - before
+        assert os.listdir(f"/dev/shm/{mine}") == [], "every file taken over or removed"
     assert (jpeg["id"], jpeg["width"], jpeg["height"]) == ("shm", 64, 48)
     assert (raw["width"], raw["height"]) == (32, 24)
     with PipelinedClient(pipeline.endpoint, window=4, timeout=10, shared_memory=True) as pipelined:
         replies = [reply for _, reply in pipelined.map([png(20 + i, 16) for i in range(10)], ordered=True)]
     assert [r["width"] for r in replies] == [20 + i for i in range(10)]
-    assert _client_files() == before
+    assert _client_dirs() == before, "close() removed the clients' directories"
+
+
+def test_shared_memory_really_sends_names(no_shm_pipeline: Pipeline) -> None:
+    """Against an ingest that refuses `shm`, both clients get BAD_REQUEST (so they did send names) and remove their files."""
+    from framepipe import PipelinedClient
+
+    before = _client_dirs()
+    with Client(no_shm_pipeline.endpoint, timeout=10, shared_memory=True) as client:
+        with pytest.raises(BadRequest, match="takes no images from shared memory"):
+            client.infer(png(8, 8))
+        (mine,) = _client_dirs() - before
+        assert os.listdir(f"/dev/shm/{mine}") == [], "the refused file was removed"
+    with PipelinedClient(no_shm_pipeline.endpoint, timeout=10, shared_memory=True) as pipelined:
+        pipelined.submit(png(8, 8))
+        reply = pipelined.next_reply()
+        (mine,) = _client_dirs() - before
+        assert os.listdir(f"/dev/shm/{mine}") == []
+    assert reply["error"]["code"] == "BAD_REQUEST"
+    assert _client_dirs() == before
 
 
 def test_shared_memory_header_by_hand(pipeline: Pipeline) -> None:
-    """The protocol as docs/protocol.md shows it: the file's name in `shm`, no frame 2."""
-    import os
+    """The protocol as docs/protocol.md shows it: a private directory, the file's name in `shm`, no frame 2."""
+    import secrets
+    import tempfile
 
-    name = f"framepipe-client-{os.getpid()}-by-hand"
-    with open(f"/dev/shm/{name}", "wb") as f:
+    folder = tempfile.mkdtemp(prefix="framepipe-client-", dir="/dev/shm")  # 0700
+    name = f"{os.path.basename(folder)}/{secrets.token_hex(12)}"
+    with open(f"/dev/shm/{name}", "xb") as f:
         f.write(png(50, 40))
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
@@ -134,11 +165,11 @@ def test_shared_memory_header_by_hand(pipeline: Pipeline) -> None:
         sock.send(msgpack.packb({"id": 1, "shm": name}))
         assert sock.poll(10_000)
         reply = msgpack.unpackb(sock.recv())
-        sock.send(msgpack.packb({"id": 2, "shm": "framepipe-client-nobody-wrote-this"}))
+        sock.send(msgpack.packb({"id": 2, "shm": f"{os.path.basename(folder)}/nobody-wrote-this"}))
         assert sock.poll(10_000)
         missing = msgpack.unpackb(sock.recv())
     finally:
         sock.close()
+        os.rmdir(folder)  # empty: ingest took the file
     assert (reply["ok"], reply["width"], reply["height"]) == (True, 50, 40)
-    assert not os.path.exists(f"/dev/shm/{name}"), "ingest took the file over and deleted it with the reply"
     assert missing["error"]["code"] == "BAD_REQUEST" and "does not exist" in missing["error"]["message"]
