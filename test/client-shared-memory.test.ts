@@ -10,6 +10,7 @@ import { noiseJpeg } from '../bench/lib.js';
 import { Client } from '../src/client/client.js';
 import { ClientFiles, SHARED_BASE, sharedMemoryAvailable } from '../src/transport/shared-parts.js';
 import { header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
+import { freeMetricsBase, getText, sample } from './metrics-helpers.js';
 
 const skip = sharedMemoryAvailable() ? false : `${SHARED_BASE} is not a writable directory here`;
 
@@ -31,12 +32,14 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
   let pipe: TestPipeline;
   let jpeg: Buffer;
   let shm: string;
+  let metricsBase: number;
 
   before(async () => {
     jpeg = await noiseJpeg(390);
+    metricsBase = await freeMetricsBase();
     // classify decodes what it is given, so a reply's size proves the bytes arrived intact;
     // detect's delay keeps a job in flight long enough to look at the files.
-    pipe = await startPipeline('noop', ['classify.model.decode=true', 'detect.model.delay_ms=300', 'detect.concurrency=4', 'limits.max_message_bytes=300000']);
+    pipe = await startPipeline('noop', ['classify.model.decode=true', 'detect.model.delay_ms=300', 'detect.concurrency=4', 'limits.max_message_bytes=300000', `metrics.port=${metricsBase}`]);
     shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
   });
   after(async () => {
@@ -162,6 +165,11 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
     const r = await reqOnce(pipe.endpoint, [header({ id: 'next', stream, latest: true, shm: writeClientFile(jpeg) })]);
     assert.equal(r.ok, true, 'the stream goes on');
     assert.deepEqual(partFiles(shm), []);
+  });
+
+  test("ingest's metrics count the files it took over: 1 + 1 + 24 + 1 + 2 above, none of the refused", async () => {
+    const text = (await getText(`http://127.0.0.1:${metricsBase}/metrics`)).body;
+    assert.equal(sample(text, 'framepipe_client_files_total{stage="ingest"}'), 29);
   });
 });
 

@@ -29,6 +29,16 @@ export function observeIngest(server: IngestServer, maxInflight: number): void {
       this.inc({ outcome: 'skipped' }, s.skipped);
     },
   });
+  new Counter({
+    name: 'framepipe_client_files_total',
+    help: 'Images that clients on this host handed over as files in /dev/shm (request header shm) and ingest took over',
+    labelNames: ['stage'],
+    registers,
+    collect() {
+      this.reset();
+      this.inc(server.stats.clientFiles);
+    },
+  });
   new Gauge({
     name: 'framepipe_requests_in_flight',
     help: 'Requests accepted and not yet answered (limits.max_inflight bounds it)',

@@ -47,6 +47,8 @@ export interface IngestStats {
   late: number;
   /** Latest-frame mode: frames answered SKIPPED (part of `answered`, not errors). */
   skipped: number;
+  /** Images clients on this host handed over as /dev/shm files (header `shm`) that ingest took over. */
+  clientFiles: number;
 }
 
 /**
@@ -57,7 +59,7 @@ export interface IngestStats {
  * newer one of its stream replaced before it entered the pipeline (LatestFrames keeps the count).
  */
 export class IngestServer {
-  readonly stats: IngestStats = { accepted: 0, answered: 0, rejected: 0, timedOut: 0, late: 0, skipped: 0 };
+  readonly stats: IngestStats = { accepted: 0, answered: 0, rejected: 0, timedOut: 0, late: 0, skipped: 0, clientFiles: 0 };
   private readonly pending = new PendingRequests();
   private readonly latest: LatestFrames;
   private readonly toClients: SocketWriter;
@@ -248,6 +250,7 @@ export class IngestServer {
       const { name, size, part } = job.clientFile;
       const taken = adoptClientFile(name, size, this.shared, meta.job, part);
       delete job.clientFile;
+      this.stats.clientFiles++;
       if ('bytes' in taken) {
         job[part] = taken.bytes;
       } else {
