@@ -39,7 +39,7 @@ function flipBits(buf: Buffer, flips: number): Buffer {
   return out;
 }
 
-const FIELDS = ['id', 'image', 'stream', 'frame', 'timeout_ms', 'annotate', 'min_score', 'max_detections', 'shape', 'dtype', 'pixels'] as const;
+const FIELDS = ['id', 'image', 'stream', 'frame', 'timeout_ms', 'annotate', 'min_score', 'max_detections', 'shape', 'dtype', 'pixels', 'shm'] as const;
 const WRONG: (() => unknown)[] = [
   () => ({ a: 1 }),
   () => [1, 2, 3],
