@@ -50,7 +50,7 @@ const kb = (n: number) => (n >= 1_000_000 ? `${(n / 1_000_000).toFixed(2)} MB` :
 const scenario: Scenario = {
   name: 'transport',
   description:
-    'noop profile (no models, no decode; detect and classify concurrency 8) through ingest → detect → classify → sink at client concurrency 1–16, against a bare ZeroMQ REQ/REP echo (lock-step, one process) of the same bytes: random-pixel JPEGs of about 10 KB, 100 KB and 1 MB. "pipeline" rows run with the default `transport.shared_memory: auto` (on these loopback hops, images of 64 KiB and more go through /dev/shm and only their names travel; 10 KB rides in the messages either way); "client shm" rows are the same pipeline with the client on this host handing each image over as a file in /dev/shm (request header `shm`: the client writes the file, ingest moves it into its directory, and no image byte crosses a socket; the file write is counted in the client CPU column and in the latency); "coalesce 1" rows are those with `transport.coalesce=1`, every job in a message of its own (the default, 16, lets a stage send the jobs one event-loop turn produced as one message); "shm off" rows are the same pipeline with `transport.shared_memory=off`, every hop carrying the bytes, run in the same rounds.',
+    'noop profile (no models, no decode; detect and classify concurrency 8) through ingest → detect → classify → sink at client concurrency 1–16, against a bare ZeroMQ REQ/REP echo (lock-step, one process) of the same bytes: random-pixel JPEGs of about 10 KB, 100 KB and 1 MB. "pipeline" rows run with the default `transport.shared_memory: auto` (on these loopback hops, images of 64 KiB and more go through /dev/shm and only their names travel; 10 KB rides in the messages either way); "client shm" rows are the same pipeline with the client on this host handing each image over as a file in /dev/shm (request header `shm`: the client writes the file, ingest moves it into its directory, and no image byte crosses a socket; the file write is counted in the client CPU column and in the latency); "shm off" rows are the same pipeline with `transport.shared_memory=off`, every hop carrying the bytes, run in the same rounds.',
   async run({ quick }) {
     const targets = [10_000, 100_000, 1_000_000];
     const payloads = await Promise.all(targets.map(jpegOfSize));
@@ -59,7 +59,6 @@ const scenario: Scenario = {
     const sweeps = new Map<string, PipelineSweep>(); // by payload size, last round
     const pipeline = await benchPipeline('noop', ['detect.concurrency=8', 'classify.concurrency=8']);
     const bytesPipeline = await benchPipeline('noop', ['detect.concurrency=8', 'classify.concurrency=8', 'transport.shared_memory=off']);
-    const singlePipeline = await benchPipeline('noop', ['detect.concurrency=8', 'classify.concurrency=8', 'transport.coalesce=1']);
     try {
       for (let round = 0; round < rounds; round++) {
         for (const payload of payloads) {
@@ -70,10 +69,6 @@ const scenario: Scenario = {
           sweeps.set(size, sweep);
           if (payload.length >= 65_536) {
             keep.add((await sweepPipeline(pipeline, [payload], { system: `pipeline, client shm, ${size}`, count: () => n, sharedMemory: true })).rows);
-            if (payload.length < 500_000) {
-              const system = `pipeline, client shm, coalesce 1, ${size}`;
-              keep.add((await sweepPipeline(singlePipeline, [payload], { system, count: () => n, sharedMemory: true })).rows);
-            }
             keep.add((await sweepPipeline(bytesPipeline, [payload], { system: `pipeline, shm off, ${size}`, count: () => n })).rows);
           }
           // Both ends in the bench process: its CPU is the echo's whole cost.
@@ -104,7 +99,6 @@ const scenario: Scenario = {
     } finally {
       await pipeline.stop();
       await bytesPipeline.stop();
-      await singlePipeline.stop();
     }
   },
 };

@@ -42,12 +42,6 @@ const transport = z
      * mode, whose replicas may be anywhere. `on`: every hop (you promise one host). `off`: never.
      */
     shared_memory: z.enum(['auto', 'on', 'off']).default('auto'),
-    /**
-     * Direct mode: a stage that has several jobs (or results) for its next hop in one event-loop
-     * turn sends up to this many as one ZeroMQ message, waking the next process once instead of
-     * each time (docs/architecture.md). 1: one job per message.
-     */
-    coalesce: z.number().int().min(1).max(256).default(16),
     /** Parts smaller than this ride as frames: below it a frame costs less than a file. */
     shared_memory_min_bytes: z.number().int().min(0).default(65_536),
     /**

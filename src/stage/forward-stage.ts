@@ -22,8 +22,7 @@ export interface ForwardStageOptions {
 }
 
 export function hopOptions(ctx: StageContext): HopOptions {
-  const t = ctx.config.transport;
-  return { hwm: t.hwm, lingerMs: t.linger_ms, curve: stageCurve(ctx.config.security), coalesce: t.coalesce };
+  return { hwm: ctx.config.transport.hwm, lingerMs: ctx.config.transport.linger_ms, curve: stageCurve(ctx.config.security) };
 }
 
 /** Broker mode: this replica's link to the broker's rendezvous point for `stage`. */
@@ -67,7 +66,7 @@ export async function runForwardStage(ctx: StageContext, given: ForwardStageOpti
   const hop = hopOptions(ctx);
   const input = pullSocket(hop);
   const output = pushSocket(hop);
-  const writer = new SocketWriter(output, hop.hwm, hop.coalesce);
+  const writer = new SocketWriter(output, hop.hwm);
   const store = partStore(ctx, forwardStage(stage), options.to);
   ctx.onClose(async () => {
     input.close();

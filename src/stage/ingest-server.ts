@@ -5,7 +5,6 @@ import { meters } from '../metrics/meters.js';
 import { ErrorCode, toWireError, type WireError } from '../protocol/errors.js';
 import { decodeResult, encodeJob, epochMs, type Job } from '../protocol/job.js';
 import { encodeReply, errorReply, skippedReply, type RequestSalvage } from '../protocol/request.js';
-import { unpacked } from '../transport/coalesce.js';
 import { until } from '../transport/receive.js';
 import { adoptClientFile, PartStore, type SharedDir } from '../transport/shared-parts.js';
 import { SocketWriter } from '../transport/writer.js';
@@ -23,13 +22,13 @@ export interface Upstream {
   close?(): void;
 }
 
-/** Direct mode: PUSH jobs to detect, PULL results from the sinks (several to a message when they come together). */
-export function directUpstream(next: zmq.Push, replies: zmq.Pull, capacity: number, coalesce = 1): Upstream {
+/** Direct mode: PUSH jobs to detect, PULL results from the sinks. */
+export function directUpstream(next: zmq.Push, replies: zmq.Pull, capacity: number): Upstream {
   // The in-flight limit is what bounds this queue; the writer only keeps order.
-  const writer = new SocketWriter(next, capacity, coalesce);
+  const writer = new SocketWriter(next, capacity);
   return {
     offer: (frames) => writer.offer(frames),
-    results: (signal) => unpacked(until(replies, signal)),
+    results: (signal) => until(replies, signal),
     close: () => writer.close(),
   };
 }

@@ -58,7 +58,7 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
   const next = pushSocket(hop);
   await bindOrFail(replies, t.replies, 'ingest replies', hop.curve, ctx.log);
   connectHop(next, t.detect, hop.curve);
-  const upstream = directUpstream(next, replies, limits.max_inflight, hop.coalesce);
+  const upstream = directUpstream(next, replies, limits.max_inflight);
   const shared = sharedDir(ctx, t.detect);
   const server = new IngestServer(ctx.config, { clients, upstream }, t.advertise ?? t.replies, ctx.log, shared);
   if (process.send) {

@@ -3,7 +3,6 @@ import { decodeJob, dropParts, epochMs, loadParts, type Job } from '../protocol/
 import { ErrorCode, toWireError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { meters, waitSeconds } from '../metrics/meters.js';
-import { unpacked } from '../transport/coalesce.js';
 import { until } from '../transport/receive.js';
 import { deleteParts } from '../transport/shared-parts.js';
 import type { StageProcessor } from './processor.js';
@@ -202,8 +201,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     else await loop(jobs, t0);
   };
 
-  // A direct-mode socket may carry several jobs to a message (transport.coalesce): one by one here.
-  const messages = 'jobs' in input ? input.jobs(options.signal) : unpacked(until(input, options.signal));
+  const messages = 'jobs' in input ? input.jobs(options.signal) : until(input, options.signal);
   const it = messages[Symbol.asyncIterator]();
   // A receive that lost the race against a batch's deadline: it starts the next batch.
   let ahead: Promise<IteratorResult<Buffer[]>> | undefined;

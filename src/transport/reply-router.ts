@@ -41,7 +41,7 @@ export class ReplyRouter {
       const socket = pushSocket(this.hop);
       socket.sendTimeout = ROUTE_SEND_TIMEOUT_MS;
       connectHop(socket, origin, this.hop.curve);
-      route = { socket, writer: new SocketWriter(socket, ROUTE_QUEUE, this.hop.coalesce), lastUsed: 0 };
+      route = { socket, writer: new SocketWriter(socket, ROUTE_QUEUE), lastUsed: 0 };
       this.routes.set(origin, route);
       this.log.debug({ origin }, 'connected to ingest');
     }

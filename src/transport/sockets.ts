@@ -19,8 +19,6 @@ export interface HopOptions {
    * (ZAP domain STAGE_ZAP_DOMAIN: only this key pair gets in), connectHop() a CURVE client.
    */
   curve?: StageKeys | undefined;
-  /** Direct-mode stage-to-stage writers: messages sent as one at most (`transport.coalesce`; readers split them). */
-  coalesce?: number;
 }
 
 export function pullSocket(options: HopOptions): zmq.Pull {

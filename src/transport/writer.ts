@@ -1,16 +1,10 @@
 import type * as zmq from 'zeromq';
-import { packMessages } from './coalesce.js';
 
 /**
  * The single writer of one socket. zeromq.js allows one pending send() per socket (a second
  * throws EBUSY, zeromq.js #381/#427), so all senders queue here and one loop feeds the socket.
  * The queue is bounded: `offer` refuses when full (ingest turns that into OVERLOADED), `send`
  * waits for its turn (stages use it to pass back-pressure upstream).
- *
- * With `coalesce` > 1 (stage-to-stage sockets whose readers split batches, see coalesce.ts) the
- * first message of an event-loop turn goes at once and the pump then waits for the turn to end:
- * whatever the rest of the turn queued goes as one message of up to `coalesce`. One request at
- * a time is never delayed; a busy stage sends a burst with one wake-up of its peer.
  */
 export class SocketWriter {
   private readonly queue: { frames: Buffer[]; done: (err?: unknown) => void }[] = [];
@@ -21,8 +15,6 @@ export class SocketWriter {
     private readonly socket: zmq.Writable,
     /** Messages waiting here at most (on top of the socket's own ZMQ_SNDHWM). */
     readonly capacity: number,
-    /** Messages sent together at most (1: each on its own). */
-    private readonly coalesce = 1,
   ) {}
 
   get length(): number {
@@ -63,19 +55,14 @@ export class SocketWriter {
   private async pump(): Promise<void> {
     this.pumping = true;
     while (this.queue.length > 0) {
-      const n = Math.min(this.queue.length, this.coalesce);
-      // Still queued while the socket takes them: `length` counts them until then.
-      const items = this.queue.slice(0, n);
-      let error: unknown;
+      const item = this.queue[0]!;
       try {
-        await this.socket.send(n === 1 ? items[0]!.frames : packMessages(items.map((i) => i.frames)));
+        await this.socket.send(item.frames);
+        item.done();
       } catch (err) {
-        error = err ?? new Error('send failed');
+        item.done(err);
       }
-      this.queue.splice(0, n);
-      for (const item of items) item.done(error);
-      // Let the rest of this turn queue up, to go as one message.
-      if (this.coalesce > 1) await new Promise<void>((resolve) => setImmediate(resolve));
+      this.queue.shift();
     }
     this.pumping = false;
   }
