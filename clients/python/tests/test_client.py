@@ -98,6 +98,44 @@ def test_retry_on_a_fresh_socket_gets_the_reply() -> None:
     assert len(seen) == 2 and seen[0] != seen[1]
 
 
+def test_retry_with_shared_memory_writes_a_file_per_attempt_and_removes_them() -> None:
+    """Lazy Pirate with shared_memory: each attempt names a new file (ingest may have taken the
+    last one); files nobody took are removed once the request is done."""
+    context = zmq.Context.instance()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    names: list[str] = []
+    contents: list[bytes] = []
+
+    def serve() -> None:
+        for attempt in range(2):
+            if not router.poll(5000):
+                return
+            identity, empty, header = router.recv_multipart()
+            fields = msgpack.unpackb(header)
+            names.append(fields["shm"])
+            with open(f"/dev/shm/{fields['shm']}", "rb") as f:
+                contents.append(f.read())
+            if attempt == 1:
+                reply = {"id": fields["id"], "ok": True, "width": 1, "height": 1, "detections": [], "timings_ms": {"total": 0}}
+                router.send_multipart([identity, empty, msgpack.packb(reply)])
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=0.3, retries=1, shared_memory=True) as client:
+            reply = client.infer(b"any bytes", id=7)
+            assert not any(os.path.exists(f"/dev/shm/{n}") for n in names), "both files removed once answered"
+    finally:
+        server.join()
+        router.close()
+    assert reply["ok"] and len(names) == 2 and names[0] != names[1]
+    assert contents == [b"any bytes", b"any bytes"]
+    assert os.path.dirname(names[0]) == os.path.dirname(names[1]), "one directory per client"
+    assert not os.path.exists(f"/dev/shm/{os.path.dirname(names[0])}"), "removed on close"
+
+
 def _client_dirs() -> set[str]:
     import os
 
