@@ -16,7 +16,7 @@
 // exited, or if any stage's RSS grew — slope above --max-slope MiB/min (default 1) AND end − start
 // above --max-growth MiB (default 8). Both must hold: the slope alone is noisy on short runs and
 // one late allocation spike moves end − start alone; a leak moves both.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
@@ -38,7 +38,8 @@ const HELP = `usage: npm run soak -- [options]
   --max-slope M     fail if a stage's RSS slope exceeds M MiB/min … (default 1)
   --max-growth M    … and its end − start exceeds M MiB (default 8)
   --set KEY=VALUE   extra config override, repeatable (e.g. transport.mode=broker)
-  --out FILE        write every sample as .csv or .json`;
+  --out FILE        write every sample as .csv or .json
+  --shared-memory   the client hands images over as /dev/shm files (request header shm)`;
 
 const { values: opts } = parseArgs({
   options: {
@@ -53,6 +54,7 @@ const { values: opts } = parseArgs({
     'max-growth': { type: 'string', default: '8' },
     set: { type: 'string', multiple: true, default: [] },
     out: { type: 'string' },
+    'shared-memory': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -177,7 +179,9 @@ if (models) sets.push(`models_dir=${models}`);
 console.error(`soak: starting the ${profile} pipeline`);
 const pipeline = await launchPipeline({ flags: { profile, set: sets }, stdio: 'pipe' });
 const names = labels(pipeline);
-const client = new Client(pipeline.endpoint, { window: concurrency, timeoutMs: 60_000 });
+const client = new Client(pipeline.endpoint, { window: concurrency, timeoutMs: 60_000, sharedMemory: opts['shared-memory'] });
+// Ingest's shared-memory directory: every file in it must be gone once every request is answered.
+const ingestShm = pipeline.procs.find((p) => p.stage === 'ingest')?.facts.shared_memory;
 
 let sent = 0;
 let ok = 0;
@@ -254,6 +258,9 @@ sampling = false;
 await sampler;
 const seconds = elapsed();
 await client.close();
+// Every request is answered: the files of its job must be gone (the late-write sweep runs every 10 s).
+const leftInShm = typeof ingestShm === 'string' && existsSync(ingestShm) ? readdirSync(ingestShm).filter((f) => f !== 'owner') : [];
+const leftByClient = readdirSync('/dev/shm').filter((f) => f.startsWith(`framepipe-client-${process.pid}-`));
 await pipeline.stop();
 
 // ---- Report ----
@@ -295,6 +302,7 @@ for (const r of rows) {
     `| ${r.stage} | ${mib(r.first?.rssKiB)} | ${mib(r.last?.rssKiB)} | ${signed(r.growth, 1)} | ${signed(r.perMin, 2)} | ${Number.isFinite(r.peak) ? r.peak.toFixed(1) : '–'} | ${heap(r.heapStart)} → ${heap(r.heapEnd)} | ${heap(r.externalStart)} → ${heap(r.externalEnd)} | ${r.grows ? '**grows**' : 'flat'} |`,
   );
 }
+console.log(`shared memory: ${typeof ingestShm === 'string' ? `ingest's ${ingestShm}, ${leftInShm.length} file(s) left after the last reply` : 'off'}${opts['shared-memory'] ? '; the client handed images over as /dev/shm files' : ''}`);
 console.log(`\nthresholds: a stage "grows" when its slope > ${maxSlope} MiB/min and end − start > ${maxGrowth} MiB`);
 
 if (opts.out) {
@@ -315,6 +323,8 @@ const problems = [
   ...(crashed ? [crashed] : []),
   ...(failed ? [`${failed} request(s) failed or went unanswered`] : []),
   ...(replies + unanswered !== sent ? [`${sent} sent but ${replies} replies and ${unanswered} unanswered`] : []),
+  ...(leftInShm.length ? [`${leftInShm.length} file(s) left in ingest's ${String(ingestShm)} after every reply (${leftInShm.slice(0, 3).join(', ')})`] : []),
+  ...(leftByClient.length ? [`the client's /dev/shm directory is still there: ${leftByClient.join(', ')}`] : []),
   ...rows.filter((r) => r.grows).map((r) => `${r.stage} RSS grows ${r.perMin.toFixed(2)} MiB/min (${r.growth.toFixed(1)} MiB over the steady state)`),
 ];
 if (problems.length) console.log(`\nFAIL: ${problems.join('; ')}`);
