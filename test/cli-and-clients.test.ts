@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { Client, ClientTimeoutError } from '../src/client/client.js';
 import { ReqClient } from '../src/client/req-client.js';
 import { freePorts, repoRoot, startPipeline, type TestPipeline } from './helpers.js';
+import { getText, sample } from './metrics-helpers.js';
 
 const run = promisify(execFile);
 const cli = path.join(repoRoot, 'bin/framepipe.js');
@@ -45,6 +46,10 @@ describe('framepipe infer and the clients (noop profile, decoding)', () => {
     const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { ok: boolean; width: number });
     assert.deepEqual(lines.map((l) => [l.ok, l.width]), [[true, 10], [true, 20], [true, 100], [true, 110]]);
     assert.deepEqual(readdirSync('/dev/shm').filter((f) => f.startsWith(`framepipe-client-${pid}-`)), []);
+    // The flag really took effect: ingest took over a file for each of the 4 images.
+    const ingest = pipe.procs.find((p) => p.stage === 'ingest')!;
+    const metrics = (await getText(String(ingest.facts.metrics))).body;
+    assert.equal(sample(metrics, 'framepipe_client_files_total{stage="ingest"}'), 4);
   });
 
   test('infer prints readable results and exits 1 when an image fails', async () => {

@@ -173,23 +173,6 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
   });
 });
 
-describe('client files when ingest has no shared directory (transport.shared_memory=off)', { skip }, () => {
-  test('ingest reads the file, sends the bytes on as a frame, and deletes it', async () => {
-    const jpeg = await noiseJpeg(390);
-    const pipe = await startPipeline('noop', ['transport.shared_memory=off', 'classify.model.decode=true']);
-    try {
-      assert.equal(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory, false);
-      const name = writeClientFile(jpeg);
-      const r = await reqOnce(pipe.endpoint, [header({ id: 'read', shm: name })]);
-      assert.equal(r.ok, true, JSON.stringify(r));
-      assert.deepEqual(r.ok && [r.width, r.height], [390, 390]);
-      assert.equal(existsSync(`${SHARED_BASE}/${name}`), false);
-    } finally {
-      await pipe.stop();
-    }
-  });
-});
-
 describe('transport.client_shared_memory=false', { skip }, () => {
   test('a request naming a file gets BAD_REQUEST and the file stays; the TS client’s own file goes with close()', async () => {
     const pipe = await startPipeline('noop', ['transport.client_shared_memory=false']);

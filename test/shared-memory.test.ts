@@ -11,7 +11,7 @@ import { noiseJpeg } from '../bench/lib.js';
 import { SharedMemoryError } from '../src/protocol/errors.js';
 import { decodeJob, decodeResult, encodeJob, encodeOrFail, encodeResult, loadParts, type Job } from '../src/protocol/job.js';
 import { Packr } from 'msgpackr';
-import { isLocalEndpoint, PartStore, readPart, SHARED_BASE, SharedDir, sharedMemoryAvailable } from '../src/transport/shared-parts.js';
+import { ClientFiles, isLocalEndpoint, PartStore, readPart, SHARED_BASE, SharedDir, sharedMemoryAvailable } from '../src/transport/shared-parts.js';
 import { createLogger } from '../src/log.js';
 import { header, repoRoot, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
 
@@ -231,18 +231,32 @@ describe('shared memory between real stage processes (noop profile, 100 KB JPEG)
 });
 
 describe('transport.shared_memory=off', { skip }, () => {
+  let pipe: TestPipeline;
+  let image: Buffer;
+  const files = new ClientFiles();
+  before(async () => {
+    image = await noiseJpeg(390);
+    pipe = await startPipeline('noop', ['transport.shared_memory=off', 'classify.model.decode=true']);
+  });
+  after(async () => {
+    await pipe?.stop();
+    files.close();
+  });
+
   test('no directory, the image rides as a frame, and the reply is the same', async () => {
-    const image = await noiseJpeg(390);
-    const pipe = await startPipeline('noop', ['transport.shared_memory=off', 'classify.model.decode=true']);
-    try {
-      assert.equal(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory, false);
-      assert.equal(pipe.procs.find((p) => p.stage === 'detect')!.facts.shared_memory, false);
-      const r = await reqOnce(pipe.endpoint, [header({ v: 1, id: 'x' }), image]);
-      assert.equal(r.ok, true);
-      assert.deepEqual(r.ok && [r.width, r.height], [390, 390], 'classify decoded the bytes it was sent');
-    } finally {
-      await pipe.stop();
-    }
+    assert.equal(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory, false);
+    assert.equal(pipe.procs.find((p) => p.stage === 'detect')!.facts.shared_memory, false);
+    const r = await reqOnce(pipe.endpoint, [header({ v: 1, id: 'x' }), image]);
+    assert.equal(r.ok, true);
+    assert.deepEqual(r.ok && [r.width, r.height], [390, 390], 'classify decoded the bytes it was sent');
+  });
+
+  test('a client file (header shm): ingest reads it, sends the bytes on as a frame, and deletes it', async () => {
+    const name = files.write(image)!;
+    const r = await reqOnce(pipe.endpoint, [header({ id: 'read', shm: name })]);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual(r.ok && [r.width, r.height], [390, 390]);
+    assert.equal(existsSync(`${SHARED_BASE}/${name}`), false);
   });
 });
 

@@ -100,6 +100,12 @@ def slow_pipeline() -> Iterator[Pipeline]:
 
 
 @pytest.fixture(scope="session")
+def no_shm_pipeline() -> Iterator[Pipeline]:
+    """noop pipeline whose ingest refuses images named in `shm` (transport.client_shared_memory=false)."""
+    yield from start_pipeline("noop", ["transport.client_shared_memory=false"])
+
+
+@pytest.fixture(scope="session")
 def dead_endpoint() -> str:
     """An address nobody listens on."""
     return f"tcp://127.0.0.1:{free_ports(1)[0]}"

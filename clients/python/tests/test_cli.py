@@ -39,6 +39,13 @@ def test_shared_memory_flag(pipeline: Pipeline, image_folder: Path, tmp_path: Pa
     assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"framepipe-client-{child.pid}-")], "its directory was removed"
 
 
+def test_shared_memory_flag_sends_names(no_shm_pipeline: Pipeline, image_folder: Path) -> None:
+    """--shared-memory really names files: an ingest that refuses them answers BAD_REQUEST for each."""
+    result = run_cli(str(image_folder / "frame1.png"), "--endpoint", no_shm_pipeline.endpoint, "--shared-memory")
+    assert result.returncode == 1
+    assert "1 image(s), 1 error(s) (BAD_REQUEST 1)" in result.stderr
+
+
 def test_errors_counted_by_code(pipeline: Pipeline, image_folder: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg at all")

@@ -5,14 +5,13 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import msgpack
 import numpy as np
 import pytest
 import zmq
 
-from conftest import Pipeline, png, start_pipeline
+from conftest import Pipeline, png
 from framepipe import BadImage, BadRequest, Client, ClientTimeout, TooLarge, check
 from framepipe.errors import ERRORS
 
@@ -140,12 +139,6 @@ def _client_dirs() -> set[str]:
     import os
 
     return {f for f in os.listdir("/dev/shm") if f.startswith(f"framepipe-client-{os.getpid()}-")}
-
-
-@pytest.fixture(scope="module")
-def no_shm_pipeline() -> Iterator[Pipeline]:
-    """noop pipeline whose ingest refuses images named in `shm` (transport.client_shared_memory=false)."""
-    yield from start_pipeline("noop", ["transport.client_shared_memory=false"])
 
 
 def test_shared_memory_client_files(pipeline: Pipeline) -> None:
