@@ -4,11 +4,14 @@
 // client file of ingest's own user.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import sharp from 'sharp';
 import { noiseJpeg } from '../bench/lib.js';
 import { Client } from '../src/client/client.js';
-import { ClientFiles, SHARED_BASE, sharedMemoryAvailable } from '../src/transport/shared-parts.js';
+import { ClientFiles, SHARED_BASE, sharedMemoryAvailable, sweepDeadClients } from '../src/transport/shared-parts.js';
+import { createLogger } from '../src/log.js';
 import { header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
 import { freeMetricsBase, getText, sample } from './metrics-helpers.js';
 
@@ -80,7 +83,8 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
       assert.ok(replies.every((r) => r.ok && r.width === 390), JSON.stringify(replies.find((r) => !r.ok)));
       const mine = ourClientDirs().filter((d) => !before.includes(d));
       assert.equal(mine.length, 1, 'the client made its private directory');
-      assert.deepEqual(readdirSync(`${SHARED_BASE}/${mine[0]}`), [], 'every file taken over by ingest');
+      assert.deepEqual(readdirSync(`${SHARED_BASE}/${mine[0]}`), ['owner'], 'every file taken over by ingest; only the host name is left');
+      assert.equal(readFileSync(`${SHARED_BASE}/${mine[0]}/owner`, 'utf8'), hostname());
     } finally {
       await client.close();
     }
@@ -189,11 +193,74 @@ describe('transport.client_shared_memory=false', { skip }, () => {
       const r = await client.infer(jpeg);
       assert.equal(!r.ok && r.error.code, 'BAD_REQUEST');
       const mine = ourClientDirs().filter((d) => !before.includes(d));
-      assert.deepEqual(mine.map((d) => readdirSync(`${SHARED_BASE}/${d}`)), [[]], 'its refused file removed after the reply');
+      assert.deepEqual(mine.map((d) => partFiles(`${SHARED_BASE}/${d}`)), [[]], 'its refused file removed after the reply');
     } finally {
       await client.close();
       await pipe.stop();
     }
     assert.deepEqual(ourClientDirs(), before);
+  });
+});
+
+describe('directories of clients that died before close()', { skip }, () => {
+  /**
+   * A real client process that writes an image with ClientFiles (as the TS client does), says
+   * where, and is then killed: its directory, with the image in it, is left behind.
+   */
+  async function killedClient(): Promise<{ dir: string; pid: number }> {
+    const code = `import { ClientFiles } from ${JSON.stringify(new URL('../src/transport/shared-parts.ts', import.meta.url).pathname)};
+      const name = new ClientFiles().write(Buffer.alloc(5000, 1)); console.log(name); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const name = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    return { dir: name.split('/')[0]!, pid: child.pid! };
+  }
+  const exists = (dir: string) => existsSync(`${SHARED_BASE}/${dir}`);
+
+  test("ingest's sweep removes a dead client's directory, image and all, and leaves every other directory alone", async () => {
+    const dead = await killedClient();
+    assert.ok(exists(dead.dir), 'the killed client left its directory');
+    assert.match(dead.dir, new RegExp(`^framepipe-client-${dead.pid}-`));
+    assert.equal(partFiles(`${SHARED_BASE}/${dead.dir}`).length, 1, 'with its image in it');
+    // What must stay: a live client's directory; a dead pid's directory without `owner` (a
+    // by-hand client, or one being made) or with another host's name (another pid namespace).
+    const live = new ClientFiles();
+    const liveDir = live.write(Buffer.from('x'))!.split('/')[0]!;
+    const noOwner = mkdtempSync(`${SHARED_BASE}/framepipe-client-${dead.pid}-`).split('/').pop()!;
+    const otherHost = mkdtempSync(`${SHARED_BASE}/framepipe-client-${dead.pid}-`).split('/').pop()!;
+    writeFileSync(`${SHARED_BASE}/${otherHost}/owner`, `not-${hostname()}`);
+    const stop = sweepDeadClients(100, createLogger('ingest', 'silent'));
+    try {
+      assert.equal(exists(dead.dir), false, 'removed at once when the sweep starts');
+      // One more that dies while the sweep runs: the next round takes it.
+      const later = await killedClient();
+      const t0 = Date.now();
+      while (exists(later.dir) && Date.now() - t0 < 3000) await sleep(20);
+      assert.equal(exists(later.dir), false, 'removed by a later round');
+      assert.ok(exists(liveDir) && exists(noOwner) && exists(otherHost), 'the rest stays');
+    } finally {
+      stop();
+      live.close();
+      for (const d of [noOwner, otherHost]) rmSync(`${SHARED_BASE}/${d}`, { recursive: true, force: true });
+    }
+  });
+
+  test('a running ingest sweeps them (transport.client_shared_memory on); with it off it does not', async () => {
+    const swept = await killedClient();
+    const kept = await killedClient();
+    const off = await startPipeline('noop', ['transport.client_shared_memory=false']);
+    try {
+      assert.ok(exists(swept.dir) && exists(kept.dir), 'an ingest that takes no client files leaves them');
+    } finally {
+      await off.stop();
+    }
+    const on = await startPipeline('noop');
+    try {
+      assert.equal(exists(swept.dir), false, 'ingest removed it when it started');
+      assert.equal(exists(kept.dir), false);
+    } finally {
+      await on.stop();
+    }
   });
 });

@@ -1,11 +1,14 @@
 import { bindOrFail, connectHop, pullSocket, pushSocket, routerSocket } from '../transport/sockets.js';
-import { SharedDir, sharedHop } from '../transport/shared-parts.js';
+import { SharedDir, sharedHop, sweepDeadClients } from '../transport/shared-parts.js';
 import { IngestLink } from '../transport/worker-link.js';
 import { serverCurve } from '../security/keys.js';
 import { ZAP_DOMAIN, ZapHandler } from '../security/zap.js';
 import { hopOptions } from './forward-stage.js';
 import { directUpstream, IngestServer } from './ingest-server.js';
 import type { StageContext } from './setup.js';
+
+/** How often ingest looks for directories of same-host clients that died before closing (request header `shm`). */
+const CLIENT_SWEEP_MS = 30_000;
 
 /**
  * Ingest's sockets for either topology: the client ROUTER always; then, in direct mode, a PUSH
@@ -26,6 +29,7 @@ export async function openIngest(ctx: StageContext): Promise<IngestServer> {
     ...(curve ? { curveSecretKey: curve.secretKey } : {}),
   });
   await bindOrFail(clients, t.clients, 'ingest clients');
+  if (t.client_shared_memory) ctx.onClose(sweepDeadClients(CLIENT_SWEEP_MS, ctx.log));
   const security = { curve: Boolean(curve), ...(curve ? { allowed_clients: curve.allowed.length || 'any' } : {}), stages: Boolean(hop.curve) };
   if (t.mode === 'broker') {
     const link = new IngestLink(

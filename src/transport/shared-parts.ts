@@ -23,9 +23,11 @@ import { BadRequestError, SharedMemoryError } from '../protocol/errors.js';
 export const SHARED_BASE = '/dev/shm';
 
 const DIR_NAME = /^framepipe-(\d+)-[0-9a-f]{8}$/;
+/** A client directory whose maker put its pid in the name (ours do): swept if that process is gone. */
+const CLIENT_DIR_OF = /^framepipe-client-(\d+)-[A-Za-z0-9._-]{1,80}$/;
 /** A part file or one being written aside (`<job>.<part>.<writer>.<pid>.tmp`): its job number. */
 const ANY_PART = /^(\d+)\./;
-/** The file in each directory that names the host of the ingest that made it. */
+/** The file in each directory that names the host of the process that made it (ingest, or a client of ours). */
 const OWNER = 'owner';
 
 /** Whether `dir` is one of framepipe's shared directories (a header names it; never trust it blindly). */
@@ -317,7 +319,7 @@ export class ClientFiles {
     let name: string | undefined;
     try {
       // mkdtemp makes it 0700: nobody else can list the names inside.
-      this.dir ??= path.basename(fs.mkdtempSync(`${SHARED_BASE}/framepipe-client-${process.pid}-`));
+      this.dir ??= ClientFiles.makeDir();
       name = `${this.dir}/${randomBytes(12).toString('hex')}`;
       // wx: a new file, never one someone else made.
       fs.writeFileSync(clientPath(name), bytes, { mode: 0o600, flag: 'wx' });
@@ -326,6 +328,21 @@ export class ClientFiles {
       if (name) this.remove(name);
       return undefined;
     }
+  }
+
+  /**
+   * The directory, with its host in `owner`: if this process dies before close(), an ingest on
+   * this host removes it (sweepDeadClients).
+   */
+  private static makeDir(): string {
+    const dir = fs.mkdtempSync(`${SHARED_BASE}/framepipe-client-${process.pid}-`);
+    try {
+      fs.writeFileSync(`${dir}/${OWNER}`, os.hostname(), { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    return path.basename(dir);
   }
 
   remove(name: string): void {
@@ -392,25 +409,58 @@ export class SharedDir {
 
 /** Directories of ingests that are no longer running (killed before they could remove them). */
 function removeOrphans(log: Logger): void {
+  for (const dir of deadDirs(DIR_NAME)) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    log.info({ dir }, 'removed the shared-memory directory of an ingest that is gone');
+  }
+}
+
+/**
+ * Removes the directories (and any images still in them) of clients on this host that died
+ * before close(): at once, then every `everyMs` while ingest runs. Only directories named with
+ * the client's pid and holding its host name in `owner` (ours: ClientFiles, the Python
+ * SharedFiles) are ever touched; a by-hand client's directory stays its own business.
+ * Returns the function that stops the sweeping.
+ */
+export function sweepDeadClients(everyMs: number, log: Logger): () => void {
+  const sweep = (): void => {
+    for (const dir of deadDirs(CLIENT_DIR_OF)) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      log.info({ dir }, 'removed the shared-memory directory of a client that is gone');
+    }
+  };
+  sweep();
+  const timer = setInterval(sweep, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/**
+ * Paths of directories in SHARED_BASE named by `pattern` (group 1: the maker's pid) whose maker
+ * is no longer running: only this user's, and only those whose `owner` names this host — a pid
+ * means nothing across pid namespaces (a container sharing /dev/shm), and a directory whose
+ * `owner` is not written yet is still being made.
+ */
+function deadDirs(pattern: RegExp): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(SHARED_BASE);
   } catch {
-    return;
+    return [];
   }
+  const dead: string[] = [];
   for (const name of names) {
-    const m = DIR_NAME.exec(name);
+    const m = pattern.exec(name);
     if (!m || alive(Number(m[1]))) continue;
     const dir = `${SHARED_BASE}/${name}`;
     try {
-      // Only this user's, made on this host: a pid means nothing across pid namespaces.
       if (fs.lstatSync(dir).uid !== process.getuid?.() || fs.readFileSync(`${dir}/${OWNER}`, 'utf8') !== os.hostname()) continue;
     } catch {
       continue;
     }
-    fs.rmSync(dir, { recursive: true, force: true });
-    log.info({ dir: `${SHARED_BASE}/${name}` }, 'removed the shared-memory directory of an ingest that is gone');
+    dead.push(dir);
   }
+  return dead;
 }
 
 function alive(pid: number): boolean {

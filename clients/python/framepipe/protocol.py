@@ -10,6 +10,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 from typing import TYPE_CHECKING, Any, Literal, Mapping, TypedDict, Union
 
@@ -149,7 +150,7 @@ class SharedFiles:
         name = None
         try:
             if self._dir is None:
-                self._dir = os.path.basename(tempfile.mkdtemp(prefix=f"framepipe-client-{os.getpid()}-", dir=SHARED_BASE))
+                self._dir = _make_dir()
             name = f"{self._dir}/{secrets.token_hex(12)}"
             # O_EXCL: a new file, never one someone else made; 0600: only this user reads it.
             fd = os.open(os.path.join(SHARED_BASE, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -165,6 +166,22 @@ class SharedFiles:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(SHARED_BASE, name))
             return None
+
+
+def _make_dir() -> str:
+    """A new 0700 directory for this process's images, with this host's name in ``owner``: if the
+    process dies before close(), an ingest on this host removes it (the pid is in its name)."""
+    folder = tempfile.mkdtemp(prefix=f"framepipe-client-{os.getpid()}-", dir=SHARED_BASE)
+    try:
+        fd = os.open(os.path.join(folder, "owner"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, socket.gethostname().encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return os.path.basename(folder)
 
 
 def _payload(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -152,7 +153,9 @@ def test_shared_memory_client_files(pipeline: Pipeline) -> None:
         with pytest.raises(BadImage):  # a failed request's file goes too
             client.infer(b"definitely not an image")
         (mine,) = _client_dirs() - before
-        assert os.listdir(f"/dev/shm/{mine}") == [], "every file taken over or removed"
+        assert os.listdir(f"/dev/shm/{mine}") == ["owner"], "every file taken over or removed; only the host name is left"
+        with open(f"/dev/shm/{mine}/owner") as f:
+            assert f.read() == socket.gethostname()
     assert (jpeg["id"], jpeg["width"], jpeg["height"]) == ("shm", 64, 48)
     assert (raw["width"], raw["height"]) == (32, 24)
     with PipelinedClient(pipeline.endpoint, window=4, timeout=10, shared_memory=True) as pipelined:
@@ -170,14 +173,40 @@ def test_shared_memory_really_sends_names(no_shm_pipeline: Pipeline) -> None:
         with pytest.raises(BadRequest, match="takes no images from shared memory"):
             client.infer(png(8, 8))
         (mine,) = _client_dirs() - before
-        assert os.listdir(f"/dev/shm/{mine}") == [], "the refused file was removed"
+        assert os.listdir(f"/dev/shm/{mine}") == ["owner"], "the refused file was removed"
     with PipelinedClient(no_shm_pipeline.endpoint, timeout=10, shared_memory=True) as pipelined:
         pipelined.submit(png(8, 8))
         reply = pipelined.next_reply()
         (mine,) = _client_dirs() - before
-        assert os.listdir(f"/dev/shm/{mine}") == []
+        assert os.listdir(f"/dev/shm/{mine}") == ["owner"]
     assert reply["error"]["code"] == "BAD_REQUEST"
     assert _client_dirs() == before
+
+
+def test_shared_memory_killed_client_swept() -> None:
+    """A client killed before close() leaves its directory, image and all; an ingest on this host removes it."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT, start_pipeline
+
+    code = (
+        "import sys, time; from framepipe.protocol import SharedFiles; "
+        "frames, name = SharedFiles().request(b'not sent', {}); print(name, flush=True); time.sleep(60)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "clients" / "python")}
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        name = child.stdout.readline().strip()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    folder = f"/dev/shm/{os.path.dirname(name)}"
+    assert os.path.basename(folder).startswith(f"framepipe-client-{child.pid}-")
+    assert sorted(os.listdir(folder)) == sorted(["owner", os.path.basename(name)]), "left behind with its image"
+    for _ in start_pipeline("noop"):  # ingest sweeps when it starts (and every 30 s after)
+        assert not os.path.exists(folder)
 
 
 def test_shared_memory_header_by_hand(pipeline: Pipeline) -> None:
