@@ -4,8 +4,8 @@
 // client file of ingest's own user.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import sharp from 'sharp';
 import { noiseJpeg } from '../bench/lib.js';
@@ -84,7 +84,7 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
       const mine = ourClientDirs().filter((d) => !before.includes(d));
       assert.equal(mine.length, 1, 'the client made its private directory');
       assert.deepEqual(readdirSync(`${SHARED_BASE}/${mine[0]}`), ['owner'], 'every file taken over by ingest; only the host name is left');
-      assert.equal(readFileSync(`${SHARED_BASE}/${mine[0]}/owner`, 'utf8'), hostname());
+      assert.equal(readFileSync(`${SHARED_BASE}/${mine[0]}/owner`, 'utf8'), `${hostname()}\n${readlinkSync('/proc/self/ns/pid')}`, 'host name and pid namespace');
     } finally {
       await client.close();
     }
@@ -99,6 +99,8 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
     cases.push(['a path inside', { shm: `${dir}/../../etc/passwd` }, [], /is not a client file name/]);
     cases.push(['another program’s file', { shm: 'PostgreSQL.1234' }, [], /is not a client file name/]);
     cases.push(['a missing file', { shm: `${dir}/missing` }, [], /does not exist on ingest's host .*frame 2/]);
+    // A name every client directory of ours has: taking it would stop the sweep of that directory.
+    cases.push(['the directory’s owner file', { shm: `${dir}/owner` }, [], /is not a client file name .*other than owner/]);
     const open = `framepipe-client-${process.pid}-open`;
     mkdirSync(`${SHARED_BASE}/${open}`, { mode: 0o755 });
     chmodSync(`${SHARED_BASE}/${open}`, 0o755);
@@ -127,7 +129,7 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
       chownSync(`${SHARED_BASE}/${foreign}`, 65534, 65534);
       cases.push(['another user’s file', { shm: foreign }, [], /not owned by the user ingest runs as/]);
     }
-    const kept = [`${dir}/link`, linked, empty, big, twice, shaped, foreign, `${open}/a`, `${dir}/${inLinkedDir}`];
+    const kept = [`${dir}/owner`, `${dir}/link`, linked, empty, big, twice, shaped, foreign, `${open}/a`, `${dir}/${inLinkedDir}`];
     try {
       for (const [what, fields, extra, message] of cases) {
         const r = await reqOnce(pipe.endpoint, [header({ id: what, ...fields }), ...extra]);
@@ -141,7 +143,7 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
       const r = await reqOnce(pipe.endpoint, [header({ id: 'after', shm: writeClientFile(jpeg) })]);
       assert.equal(r.ok, true, 'ingest goes on');
     } finally {
-      for (const name of [...kept, `${dir}/second-name`, linkedDir]) rmSync(`${SHARED_BASE}/${name}`, { force: true });
+      for (const name of [...kept.filter((k) => k !== `${dir}/owner`), `${dir}/second-name`, linkedDir]) rmSync(`${SHARED_BASE}/${name}`, { force: true });
       rmSync(`${SHARED_BASE}/${open}`, { recursive: true, force: true });
     }
   });
@@ -203,34 +205,56 @@ describe('transport.client_shared_memory=false', { skip }, () => {
 });
 
 describe('directories of clients that died before close()', { skip }, () => {
-  /**
-   * A real client process that writes an image with ClientFiles (as the TS client does), says
-   * where, and is then killed: its directory, with the image in it, is left behind.
-   */
+  const clientCode = `import { ClientFiles } from ${JSON.stringify(new URL('../src/transport/shared-parts.ts', import.meta.url).pathname)};
+    const name = new ClientFiles().write(Buffer.alloc(5000, 1)); console.log(name); setInterval(() => {}, 1000);`;
+  /** Starts a real client process (`argv` before node's) that writes one image with ClientFiles, as the TS client does; resolves with its file's name. */
+  async function clientProcess(wrap: string[] = []): Promise<{ dir: string; child: ReturnType<typeof spawn> }> {
+    const argv = [...wrap, process.execPath, '--import', 'tsx', '--input-type=module', '-e', clientCode];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    const name = await new Promise<string>((resolve, reject) => {
+      child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
+      child.once('exit', (code) => reject(new Error(`client exited (${code}) before writing`)));
+    });
+    return { dir: name.split('/')[0]!, child };
+  }
+  /** A client killed before close(): its directory, with its image in it, is left behind. */
   async function killedClient(): Promise<{ dir: string; pid: number }> {
-    const code = `import { ClientFiles } from ${JSON.stringify(new URL('../src/transport/shared-parts.ts', import.meta.url).pathname)};
-      const name = new ClientFiles().write(Buffer.alloc(5000, 1)); console.log(name); setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const name = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
+    const { dir, child } = await clientProcess();
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    return { dir: name.split('/')[0]!, pid: child.pid! };
+    return { dir, pid: child.pid! };
   }
   const exists = (dir: string) => existsSync(`${SHARED_BASE}/${dir}`);
+  const silent = createLogger('ingest', 'silent');
 
   test("ingest's sweep removes a dead client's directory, image and all, and leaves every other directory alone", async () => {
     const dead = await killedClient();
     assert.ok(exists(dead.dir), 'the killed client left its directory');
     assert.match(dead.dir, new RegExp(`^framepipe-client-${dead.pid}-`));
     assert.equal(partFiles(`${SHARED_BASE}/${dead.dir}`).length, 1, 'with its image in it');
+    const tag = readFileSync(`${SHARED_BASE}/${dead.dir}/owner`, 'utf8');
     // What must stay: a live client's directory; a dead pid's directory without `owner` (a
-    // by-hand client, or one being made) or with another host's name (another pid namespace).
+    // by-hand client, or one being made), with another host's name, or another pid namespace's;
+    // a symlink of that name to a directory that looks dead; one whose `owner` is a FIFO.
     const live = new ClientFiles();
     const liveDir = live.write(Buffer.from('x'))!.split('/')[0]!;
-    const noOwner = mkdtempSync(`${SHARED_BASE}/framepipe-client-${dead.pid}-`).split('/').pop()!;
-    const otherHost = mkdtempSync(`${SHARED_BASE}/framepipe-client-${dead.pid}-`).split('/').pop()!;
-    writeFileSync(`${SHARED_BASE}/${otherHost}/owner`, `not-${hostname()}`);
-    const stop = sweepDeadClients(100, createLogger('ingest', 'silent'));
+    const made = (owner?: string) => {
+      const d = mkdtempSync(`${SHARED_BASE}/framepipe-client-${dead.pid}-`);
+      if (owner !== undefined) writeFileSync(`${d}/owner`, owner);
+      return d.split('/').pop()!;
+    };
+    const noOwner = made();
+    const otherHost = made(`not-${tag}`);
+    const otherNamespace = made(`${hostname()}\npid:[1]`);
+    const linked = `framepipe-client-${dead.pid}-symlink`;
+    const lookalike = mkdtempSync('/tmp/framepipe-lookalike-');
+    writeFileSync(`${lookalike}/owner`, tag);
+    writeFileSync(`${lookalike}/precious`, 'x');
+    symlinkSync(lookalike, `${SHARED_BASE}/${linked}`);
+    const fifo = made();
+    execFileSync('mkfifo', [`${SHARED_BASE}/${fifo}/owner`]);
+    const kept = [liveDir, noOwner, otherHost, otherNamespace, linked, fifo];
+    const stop = sweepDeadClients(100, silent);
     try {
       assert.equal(exists(dead.dir), false, 'removed at once when the sweep starts');
       // One more that dies while the sweep runs: the next round takes it.
@@ -238,29 +262,38 @@ describe('directories of clients that died before close()', { skip }, () => {
       const t0 = Date.now();
       while (exists(later.dir) && Date.now() - t0 < 3000) await sleep(20);
       assert.equal(exists(later.dir), false, 'removed by a later round');
-      assert.ok(exists(liveDir) && exists(noOwner) && exists(otherHost), 'the rest stays');
+      for (const d of kept) assert.ok(exists(d), `${d} stays`);
+      assert.ok(existsSync(`${lookalike}/precious`), 'nothing behind a symlink is touched');
     } finally {
       stop();
       live.close();
-      for (const d of [noOwner, otherHost]) rmSync(`${SHARED_BASE}/${d}`, { recursive: true, force: true });
+      for (const d of kept.slice(1)) rmSync(`${SHARED_BASE}/${d}`, { recursive: true, force: true });
+      rmSync(lookalike, { recursive: true, force: true });
     }
   });
 
-  test('a running ingest sweeps them (transport.client_shared_memory on); with it off it does not', async () => {
-    const swept = await killedClient();
-    const kept = await killedClient();
-    const off = await startPipeline('noop', ['transport.client_shared_memory=false']);
+  test('a live client in another pid namespace under the same host name keeps its directory', { skip: process.getuid?.() === 0 ? false : 'needs root (unshare)' }, async () => {
+    // Its pid in there (past 400: burn some) means another process, or none, out here.
+    const { dir, child } = await clientProcess(['unshare', '-pf', '--kill-child', '--mount-proc', 'sh', '-c', 'for i in $(seq 400); do /bin/true; done; "$0" "$@"']);
     try {
-      assert.ok(exists(swept.dir) && exists(kept.dir), 'an ingest that takes no client files leaves them');
+      const pidInside = Number(/^framepipe-client-(\d+)-/.exec(dir)![1]);
+      assert.ok(pidInside > 400 && pidInside !== child.pid, `pid ${pidInside} is its namespace's`);
+      const stop = sweepDeadClients(60_000, silent);
+      stop();
+      assert.ok(exists(dir), 'not swept: its owner names another pid namespace');
     } finally {
-      await off.stop();
+      child.kill('SIGKILL');
+      rmSync(`${SHARED_BASE}/${dir}`, { recursive: true, force: true });
     }
-    const on = await startPipeline('noop');
+  });
+
+  test('a running ingest removes them when it starts', async () => {
+    const dead = await killedClient();
+    const pipe = await startPipeline('noop');
     try {
-      assert.equal(exists(swept.dir), false, 'ingest removed it when it started');
-      assert.equal(exists(kept.dir), false);
+      assert.equal(exists(dead.dir), false);
     } finally {
-      await on.stop();
+      await pipe.stop();
     }
   });
 });

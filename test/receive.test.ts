@@ -41,7 +41,7 @@ describe('until (src/transport/receive.ts)', () => {
     close();
   });
 
-  test('an abort ends a loop waiting on an idle socket at once, and the socket stays usable', async () => {
+  test('an abort ends a loop waiting on an idle socket at once, and never closes the socket', async () => {
     const { push, pull, close } = await pair();
     const ac = new AbortController();
     let ended = false;
@@ -73,5 +73,49 @@ describe('until (src/transport/receive.ts)', () => {
     close();
     assert.equal(await loop, 0);
     assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+  });
+
+  test('a socket closed between messages ends the loop at the next call, without an error', async () => {
+    const { push, pull, close } = await pair();
+    const ac = new AbortController();
+    const it = until(pull, ac.signal)[Symbol.asyncIterator]();
+    await push.send('one');
+    assert.deepEqual((await it.next()).value?.map(String), ['one']);
+    close();
+    assert.deepEqual(await it.next(), { done: true, value: undefined });
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+  });
+
+  test('a second next() while one is pending is refused; the first still gets its message, and an abort still ends it', async () => {
+    const { push, pull, close } = await pair();
+    const ac = new AbortController();
+    const it = until(pull, ac.signal)[Symbol.asyncIterator]();
+    const first = it.next();
+    await assert.rejects(it.next(), /while a receive is pending/);
+    await push.send('one');
+    assert.deepEqual((await first).value?.map(String), ['one']);
+    const second = it.next();
+    ac.abort();
+    assert.deepEqual(await second, { done: true, value: undefined });
+    close();
+  });
+
+  test('return() while a receive is pending ends that next() too', async () => {
+    const { pull, close } = await pair();
+    const ac = new AbortController();
+    const it = until(pull, ac.signal)[Symbol.asyncIterator]();
+    const pending = it.next();
+    await it.return!();
+    assert.deepEqual(await pending, { done: true, value: undefined });
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+    close();
+  });
+
+  test('an iterator never driven adds no listener', () => {
+    const ac = new AbortController();
+    const pull = new zmq.Pull();
+    for (let i = 0; i < 5; i++) until(pull, ac.signal)[Symbol.asyncIterator]();
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+    pull.close();
   });
 });

@@ -3,7 +3,7 @@
 // nothing behind — answered, timed out, or killed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import sharp from 'sharp';
@@ -168,11 +168,11 @@ describe('shared memory between real stage processes (noop profile, 100 KB JPEG)
     assert.ok(image.length > 65_536, `test image ${image.length} bytes is above shared_memory_min_bytes`);
     // Left by an ingest that was killed: the next ingest on this host removes it.
     mkdirSync(orphan, { recursive: true });
-    writeFileSync(`${orphan}/owner`, os.hostname());
+    writeFileSync(`${orphan}/owner`, `${os.hostname()}\n${readlinkSync('/proc/self/ns/pid')}`);
     writeFileSync(`${orphan}/1.image.ingest`, 'x');
-    // The same, made on another host (a container sharing /dev/shm): not ours to remove.
+    // The same, made in another pid namespace of this host (a container sharing /dev/shm): not ours to remove.
     mkdirSync(foreign, { recursive: true });
-    writeFileSync(`${foreign}/owner`, 'some-other-host');
+    writeFileSync(`${foreign}/owner`, `${os.hostname()}\npid:[1]`);
     pipe = await startPipeline('noop', ['detect.model.delay_ms=300', 'detect.concurrency=4', 'limits.max_timeout_ms=60000']);
     shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
   });

@@ -1,14 +1,13 @@
-import type * as zmq from 'zeromq';
 import { decodeJob, dropParts, epochMs, loadParts, type Job } from '../protocol/job.js';
 import { ErrorCode, toWireError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { meters, waitSeconds } from '../metrics/meters.js';
-import { until } from '../transport/receive.js';
+import { until, type ReadableSocket } from '../transport/receive.js';
 import { deleteParts } from '../transport/shared-parts.js';
 import type { StageProcessor } from './processor.js';
 
 /** Where jobs come from: a PULL socket (direct mode) or the broker's credit-based dispatch. */
-export type JobInput = zmq.Readable | { jobs(signal: AbortSignal): AsyncIterable<Buffer[]> };
+export type JobInput = ReadableSocket | { jobs(signal: AbortSignal): AsyncIterable<Buffer[]> };
 
 /** Cross-request batching of a stage (config `<stage>.batch`). */
 export interface BatchOptions {

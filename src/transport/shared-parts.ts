@@ -27,8 +27,45 @@ const DIR_NAME = /^framepipe-(\d+)-[0-9a-f]{8}$/;
 const CLIENT_DIR_OF = /^framepipe-client-(\d+)-[A-Za-z0-9._-]{1,80}$/;
 /** A part file or one being written aside (`<job>.<part>.<writer>.<pid>.tmp`): its job number. */
 const ANY_PART = /^(\d+)\./;
-/** The file in each directory that names the host of the process that made it (ingest, or a client of ours). */
+/**
+ * The file in each directory that says where the process that made it (ingest, or a client of
+ * ours) runs: its host name and pid namespace (ownerTag). A pid in a directory's name means
+ * something only to a process that shares both.
+ */
 const OWNER = 'owner';
+
+/** This process's host name and pid namespace, or undefined where the namespace cannot be read (then nothing is ever swept). */
+function ownerTag(): string | undefined {
+  try {
+    return `${os.hostname()}\n${fs.readlinkSync('/proc/self/ns/pid')}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes `owner` into a directory this process just made: its host name and pid namespace. */
+function writeOwner(dir: string): void {
+  fs.writeFileSync(`${dir}/${OWNER}`, ownerTag() ?? os.hostname(), { mode: 0o600, flag: 'wx' });
+}
+
+/** A directory's `owner`, read without following a link or blocking on a FIFO; undefined if it is not a small regular file. */
+function readOwner(dir: string): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(`${dir}/${OWNER}`, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) return undefined;
+    const buf = Buffer.alloc(256);
+    return buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString();
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 /** Whether `dir` is one of framepipe's shared directories (a header names it; never trust it blindly). */
 export function isSharedDir(dir: unknown): dir is string {
@@ -218,9 +255,9 @@ function clientPath(name: string): string {
  */
 export function clientFileSize(name: string): number {
   const [dir, file, ...rest] = name.split('/');
-  if (rest.length > 0 || !dir || !file || !CLIENT_DIR.test(dir) || !CLIENT_FILE.test(file)) {
+  if (rest.length > 0 || !dir || !file || !CLIENT_DIR.test(dir) || !CLIENT_FILE.test(file) || file === OWNER) {
     throw new BadRequestError(
-      `header field 'shm': ${JSON.stringify(name)} is not a client file name (DIR/FILE: DIR a framepipe-client-… directory directly in ${SHARED_BASE}, FILE a name in it; letters, digits, '.', '_' or '-')`,
+      `header field 'shm': ${JSON.stringify(name)} is not a client file name (DIR/FILE: DIR a framepipe-client-… directory directly in ${SHARED_BASE}, FILE a name in it other than ${OWNER}; letters, digits, '.', '_' or '-')`,
     );
   }
   const bad = (what: string) => new BadRequestError(`header field 'shm': ${clientPath(name)}: ${what}`);
@@ -331,13 +368,13 @@ export class ClientFiles {
   }
 
   /**
-   * The directory, with its host in `owner`: if this process dies before close(), an ingest on
-   * this host removes it (sweepDeadClients).
+   * The directory, with its host and pid namespace in `owner`: if this process dies before
+   * close(), an ingest on this host removes it (sweepDeadClients).
    */
   private static makeDir(): string {
     const dir = fs.mkdtempSync(`${SHARED_BASE}/framepipe-client-${process.pid}-`);
     try {
-      fs.writeFileSync(`${dir}/${OWNER}`, os.hostname(), { mode: 0o600, flag: 'wx' });
+      writeOwner(dir);
     } catch (err) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw err;
@@ -374,8 +411,8 @@ export class SharedDir {
     removeOrphans(log);
     const dir = `${SHARED_BASE}/framepipe-${process.pid}-${randomBytes(4).toString('hex')}`;
     fs.mkdirSync(dir, { mode: 0o700 });
-    // Whose it is: another host's (a container with its own pid space that shares /dev/shm) is never "orphaned" here.
-    fs.writeFileSync(`${dir}/${OWNER}`, os.hostname(), { mode: 0o600 });
+    // Whose it is: another host's or pid namespace's (a container that shares /dev/shm) is never "orphaned" here.
+    writeOwner(dir);
     return new SharedDir(dir);
   }
 
@@ -409,25 +446,19 @@ export class SharedDir {
 
 /** Directories of ingests that are no longer running (killed before they could remove them). */
 function removeOrphans(log: Logger): void {
-  for (const dir of deadDirs(DIR_NAME)) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    log.info({ dir }, 'removed the shared-memory directory of an ingest that is gone');
-  }
+  for (const dir of deadDirs(DIR_NAME)) removeDir(dir, 'an ingest', log);
 }
 
 /**
  * Removes the directories (and any images still in them) of clients on this host that died
  * before close(): at once, then every `everyMs` while ingest runs. Only directories named with
- * the client's pid and holding its host name in `owner` (ours: ClientFiles, the Python
- * SharedFiles) are ever touched; a by-hand client's directory stays its own business.
+ * the client's pid and whose `owner` shows this host and pid namespace (ours: ClientFiles, the
+ * Python SharedFiles) are ever touched; a by-hand client's directory stays its own business.
  * Returns the function that stops the sweeping.
  */
 export function sweepDeadClients(everyMs: number, log: Logger): () => void {
   const sweep = (): void => {
-    for (const dir of deadDirs(CLIENT_DIR_OF)) {
-      fs.rmSync(dir, { recursive: true, force: true });
-      log.info({ dir }, 'removed the shared-memory directory of a client that is gone');
-    }
+    for (const dir of deadDirs(CLIENT_DIR_OF)) removeDir(dir, 'a client', log);
   };
   sweep();
   const timer = setInterval(sweep, everyMs);
@@ -435,13 +466,25 @@ export function sweepDeadClients(everyMs: number, log: Logger): () => void {
   return () => clearInterval(timer);
 }
 
+function removeDir(dir: string, whose: string, log: Logger): void {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true });
+    log.info({ dir }, `removed the shared-memory directory of ${whose} that is gone`);
+  } catch (err) {
+    // Something in it this user may not delete: leave it, and never let a sweep take ingest down.
+    log.warn({ dir, err: (err as Error).message }, `could not remove the shared-memory directory of ${whose} that is gone`);
+  }
+}
+
 /**
  * Paths of directories in SHARED_BASE named by `pattern` (group 1: the maker's pid) whose maker
- * is no longer running: only this user's, and only those whose `owner` names this host — a pid
- * means nothing across pid namespaces (a container sharing /dev/shm), and a directory whose
- * `owner` is not written yet is still being made.
+ * is no longer running: real directories of this user whose `owner` names this host and pid
+ * namespace — a pid means nothing in another one (a container sharing /dev/shm, even under the
+ * same host name), and a directory whose `owner` is not written yet is still being made.
  */
 function deadDirs(pattern: RegExp): string[] {
+  const mine = ownerTag();
+  if (mine === undefined) return [];
   let names: string[];
   try {
     names = fs.readdirSync(SHARED_BASE);
@@ -454,11 +497,12 @@ function deadDirs(pattern: RegExp): string[] {
     if (!m || alive(Number(m[1]))) continue;
     const dir = `${SHARED_BASE}/${name}`;
     try {
-      if (fs.lstatSync(dir).uid !== process.getuid?.() || fs.readFileSync(`${dir}/${OWNER}`, 'utf8') !== os.hostname()) continue;
+      const st = fs.lstatSync(dir);
+      if (!st.isDirectory() || st.uid !== process.getuid?.()) continue;
     } catch {
       continue;
     }
-    dead.push(dir);
+    if (readOwner(dir) === mine) dead.push(dir);
   }
   return dead;
 }

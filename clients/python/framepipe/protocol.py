@@ -116,6 +116,7 @@ class SharedFiles:
 
     def __init__(self) -> None:
         self._dir: str | None = None
+        self._pid = os.getpid()
 
     def request(
         self,
@@ -142,15 +143,17 @@ class SharedFiles:
             pass  # taken over by ingest: the usual case
 
     def close(self) -> None:
-        if self._dir is not None:
+        if self._dir is not None and self._pid == os.getpid():  # never a parent's directory, in a forked child
             shutil.rmtree(os.path.join(SHARED_BASE, self._dir), ignore_errors=True)
             self._dir = None
 
     def _write(self, payload: bytes | memoryview) -> str | None:
         name = None
         try:
-            if self._dir is None:
+            if self._dir is None or self._pid != os.getpid():
+                # A forked child gets a directory of its own: the parent's names the parent's pid.
                 self._dir = _make_dir()
+                self._pid = os.getpid()
             name = f"{self._dir}/{secrets.token_hex(12)}"
             # O_EXCL: a new file, never one someone else made; 0600: only this user reads it.
             fd = os.open(os.path.join(SHARED_BASE, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -169,13 +172,17 @@ class SharedFiles:
 
 
 def _make_dir() -> str:
-    """A new 0700 directory for this process's images, with this host's name in ``owner``: if the
-    process dies before close(), an ingest on this host removes it (the pid is in its name)."""
+    """A new 0700 directory for this process's images, with this host's name and pid namespace in
+    ``owner``: if the process dies before close(), an ingest on this host and in this pid
+    namespace removes it (the pid is in the directory's name)."""
     folder = tempfile.mkdtemp(prefix=f"framepipe-client-{os.getpid()}-", dir=SHARED_BASE)
+    owner = socket.gethostname()
+    with contextlib.suppress(OSError):
+        owner += "\n" + os.readlink("/proc/self/ns/pid")
     try:
         fd = os.open(os.path.join(folder, "owner"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, socket.gethostname().encode())
+            os.write(fd, owner.encode())
         finally:
             os.close(fd)
     except OSError:

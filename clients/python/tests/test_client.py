@@ -153,9 +153,7 @@ def test_shared_memory_client_files(pipeline: Pipeline) -> None:
         with pytest.raises(BadImage):  # a failed request's file goes too
             client.infer(b"definitely not an image")
         (mine,) = _client_dirs() - before
-        assert os.listdir(f"/dev/shm/{mine}") == ["owner"], "every file taken over or removed; only the host name is left"
-        with open(f"/dev/shm/{mine}/owner") as f:
-            assert f.read() == socket.gethostname()
+        assert os.listdir(f"/dev/shm/{mine}") == ["owner"], "every file taken over or removed; only its owner file is left"
     assert (jpeg["id"], jpeg["width"], jpeg["height"]) == ("shm", 64, 48)
     assert (raw["width"], raw["height"]) == (32, 24)
     with PipelinedClient(pipeline.endpoint, window=4, timeout=10, shared_memory=True) as pipelined:
@@ -199,14 +197,46 @@ def test_shared_memory_killed_client_swept() -> None:
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     try:
         name = child.stdout.readline().strip()
+        folder = f"/dev/shm/{os.path.dirname(name)}"
+        # Looked at while the client lives (no ingest sweeps a live client's directory).
+        assert os.path.basename(folder).startswith(f"framepipe-client-{child.pid}-")
+        assert sorted(os.listdir(folder)) == sorted(["owner", os.path.basename(name)])
+        with open(f"{folder}/owner") as f:
+            assert f.read() == f"{socket.gethostname()}\n{os.readlink('/proc/self/ns/pid')}", "host name and pid namespace"
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    folder = f"/dev/shm/{os.path.dirname(name)}"
-    assert os.path.basename(folder).startswith(f"framepipe-client-{child.pid}-")
-    assert sorted(os.listdir(folder)) == sorted(["owner", os.path.basename(name)]), "left behind with its image"
+    assert os.path.exists(folder), "left behind by the killed client"
     for _ in start_pipeline("noop"):  # ingest sweeps when it starts (and every 30 s after)
         assert not os.path.exists(folder)
+
+
+def test_shared_files_after_fork() -> None:
+    """A forked child writes into a directory of its own (its pid in the name) and never removes its parent's."""
+    from framepipe.protocol import SharedFiles
+
+    files = SharedFiles()
+    _, parent_name = files.request(b"parent", {})
+    parent_dir = os.path.dirname(parent_name)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its file's directory, close, and leave at once
+        try:
+            _, name = files.request(b"child", {})
+            files.close()
+            os.write(write, os.path.dirname(name).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child_dir = os.read(read, 200).decode()
+    os.waitpid(pid, 0)
+    try:
+        assert child_dir.startswith(f"framepipe-client-{pid}-") and child_dir != parent_dir
+        assert not os.path.exists(f"/dev/shm/{child_dir}"), "the child's close() removed its own"
+        assert os.path.exists(f"/dev/shm/{parent_name}"), "and left the parent's"
+    finally:
+        files.close()
+    assert not os.path.exists(f"/dev/shm/{parent_dir}")
 
 
 def test_shared_memory_header_by_hand(pipeline: Pipeline) -> None:
