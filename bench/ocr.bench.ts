@@ -40,7 +40,7 @@ const GUTENYE = '@gutenye/ocr-node, 1 process';
 const LOOPS: LoopVariant[] = [
   { label: 'our runners, 1 process, c=1', processes: 1, concurrency: 1, sets: [] },
   { label: 'our runners, 1 process, c=2', processes: 1, concurrency: 2, sets: [] },
-  { label: 'our runners, 1 process, c=2, rec 1 session', processes: 1, concurrency: 2, sets: ['classify.model.workers=1'] },
+  { label: 'our runners, 1 process, c=2, rec 1 session', processes: 1, concurrency: 2, sets: ['classify.model.workers=0'] },
   { label: 'our runners, 1 process, 2+2 threads', processes: 1, concurrency: 1, sets: ['detect.threads=2', 'classify.threads=2'] },
   { label: 'our runners, 2 processes, 1+1 threads', processes: 2, concurrency: 1, sets: ['detect.threads=1', 'classify.threads=1'] },
 ];
@@ -51,7 +51,7 @@ const ONE_SESSION = 'framepipe pipeline, rec 1 session';
 const scenario: Scenario = {
   name: 'ocr',
   description:
-    'Default profile (PP-OCRv4 det + cls + rec; detect 1 ONNX Runtime thread, classify two 1-thread recognizer workers and 2 jobs at once) on the bundled sample images (samples/), through the four-stage pipeline at client concurrency 1–16, against @gutenye/ocr-node (same models, one process, ONNX Runtime default threads) and against a hand-written loop over our own OCR runners (decode + detect + recognise in one process; the same 3 threads, or the same 2 cores split another way) on the same files. "rec 1 session" rows: the recognizer as one 2-thread session on the stage\'s own thread (`classify.model.workers=1`, as before the worker pool), in the same rounds.',
+    'Default profile (PP-OCRv4 det + cls + rec; detect 1 ONNX Runtime thread, classify two 1-thread recognizer workers and 2 jobs at once) on the bundled sample images (samples/), through the four-stage pipeline at client concurrency 1–16, against @gutenye/ocr-node (same models, one process, ONNX Runtime default threads) and against a hand-written loop over our own OCR runners (decode + detect + recognise in one process; the same 3 threads, or the same 2 cores split another way) on the same files. "rec 1 session" rows: the recognizer as one 2-thread session on the stage\'s own thread (`classify.model.workers=0`, as before the worker pool), in the same rounds.',
   async run({ quick }) {
     const files = expandImages([path.join(packageRoot, 'samples')]);
     const images = files.map((f) => readFileSync(f));
@@ -68,7 +68,7 @@ const scenario: Scenario = {
     const keep = new BestOf<SweepRow & { rss?: RssSummary }>();
     let sweep: PipelineSweep | undefined;
     const pipeline = await benchPipeline('ocr');
-    const oneSession = await benchPipeline('ocr', ['classify.model.workers=1']);
+    const oneSession = await benchPipeline('ocr', ['classify.model.workers=0']);
     try {
       for (let round = 0; round < rounds; round++) {
         sweep = await sweepPipeline(pipeline, images, { system: 'framepipe pipeline', count });

@@ -140,6 +140,13 @@ const ocrDetect = z
   })
   .strict();
 
+/**
+ * ONNX Runtime sessions run side by side in this many worker threads, the stage's threads split
+ * among them (src/models/ort-pool.ts): the stage's own thread stays free to decode, crop and
+ * move messages while the model runs. 0 = one session on the stage's own thread.
+ */
+const workers = z.union([z.number().int().min(0).max(16), z.literal('auto')], { error: 'expected a whole number of workers (0 = on the stage thread), or auto' }).default('auto');
+
 const ocrRec = z
   .object({
     kind: z.literal('ocr-rec'),
@@ -153,11 +160,8 @@ const ocrRec = z
     batch: z.number().int().min(1).max(256).default(16),
     /** Lines narrower than this (pixels at the model's 48-pixel height) are padded to it. */
     min_width: z.number().int().min(32).max(4096).default(96),
-    /**
-     * Recognizer sessions run side by side in worker threads, the stage's threads split among
-     * them; `auto` = one per thread. 1 = one session on the stage's own thread.
-     */
-    workers: z.union([z.number().int().min(1).max(16), z.literal('auto')], { error: 'expected a whole number of workers ≥ 1, or auto' }).default('auto'),
+    /** Recognizer sessions in worker threads (see `workers`); `auto` = one per thread. */
+    workers,
     /** Lines whose recognition confidence falls below this are dropped. */
     min_text_score: z.number().min(0).max(1).default(0.5),
   })
@@ -210,6 +214,8 @@ const detectorFields = (d: DetectorDefaults) => ({
   std: perChannel.default(d.std),
   /** Grey level (0–255, before normalisation) of the letterbox padding. */
   pad: z.number().int().min(0).max(255).default(d.pad),
+  /** Detector sessions in worker threads (see `workers`); `auto` = one per thread. */
+  workers,
 });
 
 /** YOLOX (Megvii) export with decode_in_inference = False: [1, anchors, 5 + classes], image at the top-left. */

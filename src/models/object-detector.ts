@@ -4,6 +4,7 @@ import type { InputGeometry, Letterboxed } from '../image/letterbox.js';
 import type { Detection } from '../protocol/types.js';
 import { nms, type Candidate } from './nms.js';
 import { ort } from './ort.js';
+import { SessionPool } from './ort-pool.js';
 
 /**
  * Turns a model's raw outputs into scored boxes in model-input pixels, keeping only those at or
@@ -39,10 +40,33 @@ export interface DetectTimings {
  * decode the head, suppress duplicates per class, and map boxes back to original pixels.
  */
 export class ObjectDetector {
+  /** The model's sessions in worker threads (runInWorkers); absent: `parts.session` on this thread. */
+  private pool?: SessionPool;
+  private workerCount = 0;
+
   constructor(
     private readonly parts: DetectorParts,
     private readonly config: ObjectDetectorConfig,
   ) {}
+
+  /**
+   * Moves inference into `workers` worker threads of `threads` ONNX Runtime threads each. The
+   * stage's own thread then decodes, letterboxes and moves messages while the model runs:
+   * onnxruntime-node's run() holds the thread that calls it for the whole inference, so with one
+   * session on the stage's thread the next image cannot even be decoded meanwhile. The session
+   * the family file loaded (to check the model) is let go.
+   */
+  async runInWorkers(workers: number, threads: number): Promise<void> {
+    if (workers < 1 || this.pool) return;
+    this.pool = await SessionPool.create({ model: this.parts.file }, { workers, threads });
+    this.workerCount = workers;
+    await this.parts.session.release();
+  }
+
+  /** Worker threads running the model; 0 when it runs on the stage's own thread. */
+  get workers(): number {
+    return this.workerCount;
+  }
 
   get family(): string {
     return this.parts.family;
@@ -63,6 +87,7 @@ export class ObjectDetector {
       classes: labels.length,
       score_threshold: this.config.score_threshold,
       nms_iou: this.config.nms_iou,
+      workers: this.workerCount,
       ...facts,
     };
   }
@@ -99,13 +124,22 @@ export class ObjectDetector {
     imgs.forEach((img, i) =>
       fillTensor(img.data, img.width, img.height, { channels: this.config.channels, layout: 'nchw', mean: this.config.mean, std: this.config.std }, data, i * per),
     );
-    const input = new ort.Tensor('float32', data, [n, 3, geometry.height, geometry.width]);
+    const dims = [n, 3, geometry.height, geometry.width];
     const t1 = performance.now();
-    const outputs = await session.run({ [inputName]: input });
+    const outputs = this.pool ? await this.runPooled(data, dims) : await session.run({ [inputName]: new ort.Tensor('float32', data, dims) });
     const t2 = performance.now();
     const detections = imgs.map((img, i) => this.boxes(n === 1 ? outputs : itemOutputs(outputs, i, n), img));
     for (const t of Object.values(outputs)) t.dispose();
     return { detections, timings: { tensor: t1 - t0, infer: t2 - t1, head: performance.now() - t2 } };
+  }
+
+  /** One inference in a worker; its outputs as tensors again, so the head decoders read them as from a session. */
+  private async runPooled(data: Float32Array, dims: number[]): Promise<ort.InferenceSession.ReturnType> {
+    const r = await this.pool!.run('model', data, dims, '', 'all', this.parts.inputName);
+    if (!('outputs' in r)) throw new Error('detector worker returned no outputs');
+    const outputs: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(r.outputs)) outputs[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
+    return outputs;
   }
 
   /** One image's decoded, suppressed boxes, mapped back to its original pixels. */
@@ -126,7 +160,8 @@ export class ObjectDetector {
   }
 
   async close(): Promise<void> {
-    await this.parts.session.release();
+    if (this.pool) await this.pool.close();
+    else await this.parts.session.release();
   }
 }
 

@@ -45,8 +45,24 @@ export class ObjectDetectProcessor implements StageProcessor {
     return this.detector.family;
   }
 
+  /**
+   * Jobs at once when `concurrency` is auto: with the model in N workers, N + 1 — N inferences
+   * and one image being decoded for the next; on the stage's own thread, one.
+   */
+  get parallelism(): number {
+    return this.detector.workers > 0 ? this.detector.workers + 1 : 1;
+  }
+
   static async load(model: ObjectDetectorConfig, config: Config): Promise<ObjectDetectProcessor> {
-    const detector = await loadObjectDetector(model, { modelsDir: config.models_dir, threads: config.detect.threads });
+    const threads = config.detect.threads;
+    const detector = await loadObjectDetector(model, { modelsDir: config.models_dir, threads });
+    const workers = model.workers === 'auto' ? Math.min(threads, 16) : model.workers;
+    try {
+      await detector.runInWorkers(workers, Math.max(1, Math.floor(threads / workers)));
+    } catch (err) {
+      await detector.close();
+      throw err;
+    }
     return new ObjectDetectProcessor(detector, config.limits.max_pixels, config.classify.model.kind === 'classifier');
   }
 

@@ -69,7 +69,7 @@ export class OcrClassifyProcessor implements StageProcessor {
 
   /** One job per recognizer worker: with a pool, two jobs keep two workers busy. */
   get parallelism(): number {
-    return this.recognizer.workers;
+    return this.recognizer.parallelism;
   }
 
   describe(): Record<string, unknown> {

@@ -60,8 +60,9 @@ export class TextRecognizer {
   ) {}
 
   /**
-   * `threads`: the stage's ONNX Runtime threads. With `cfg.workers` (auto: one per thread) above
-   * 1 the sessions live in that many worker threads and split the threads among them.
+   * `threads`: the stage's ONNX Runtime threads. With `cfg.workers` (auto: one per thread) of 1
+   * or more the sessions live in that many worker threads and split the threads among them; 0
+   * keeps them on the stage's own thread.
    */
   static async load(cfg: OcrRecConfig, opts: { modelsDir: string; threads: number }): Promise<TextRecognizer> {
     const recFile = resolveModelFile(cfg.path, opts.modelsDir);
@@ -72,15 +73,15 @@ export class TextRecognizer {
     const workers = cfg.workers === 'auto' ? Math.min(opts.threads, 16) : cfg.workers;
     const files = { rec: recFile, ...(clsFile === undefined ? {} : { cls: clsFile }) };
     const [engine, cv] = await Promise.all([
-      workers > 1 ? poolEngine(files, workers, Math.max(1, Math.floor(opts.threads / workers))) : sessionEngine(files, opts.threads),
+      workers >= 1 ? poolEngine(files, workers, Math.max(1, Math.floor(opts.threads / workers))) : sessionEngine(files, opts.threads),
       loadOpenCv(),
     ]);
     return new TextRecognizer(engine, dict, cv, { rec: recFile, cls: clsFile, dictionary: dictFile }, cfg, opts.threads);
   }
 
-  /** Calls it runs at once. */
-  get workers(): number {
-    return this.engine.workers;
+  /** Calls it runs at once: one per worker, or one on the stage's thread. */
+  get parallelism(): number {
+    return Math.max(1, this.engine.workers);
   }
 
   describe(): Record<string, unknown> {
@@ -191,7 +192,7 @@ export class TextRecognizer {
     const lane = async () => {
       while (next < items.length) await call(items[next++]!);
     };
-    const lanes = Math.min(items.length, this.engine.workers === 1 ? 1 : this.engine.workers + 1);
+    const lanes = Math.min(items.length, this.engine.workers === 0 ? 1 : this.engine.workers + 1);
     await Promise.all(Array.from({ length: lanes }, lane));
   }
 
@@ -251,6 +252,7 @@ export class TextRecognizer {
 
 /** The recognizer's two models, wherever they run. */
 interface Engine {
+  /** Worker threads; 0: sessions on the stage's own thread (one call at a time). */
   workers: number;
   hasCls: boolean;
   /** Greedy CTC tokens per batch row, and the model's time steps. */
@@ -264,7 +266,7 @@ interface Engine {
 async function sessionEngine(files: { rec: string; cls?: string }, threads: number): Promise<Engine> {
   const [rec, cls] = await Promise.all([createSession(files.rec, { threads }), files.cls === undefined ? undefined : createSession(files.cls, { threads })]);
   return {
-    workers: 1,
+    workers: 0,
     hasCls: cls !== undefined,
     async rec(input, dims) {
       const out = outputByName(await rec.run({ [rec.inputNames[0]!]: new ort.Tensor('float32', input, dims) }), REC_OUTPUT);

@@ -29,10 +29,19 @@ export interface PoolTask {
   model: string;
   input: Float32Array;
   dims: number[];
-  /** The output to return, by name. */
+  /** The model input to feed; default its first. */
+  inputName?: string;
+  /** The output to return, by name (unused with `all`). */
   output: string;
-  /** `ctc`: greedy CTC tokens per batch row instead of the (large) probabilities. */
-  post: 'raw' | 'ctc';
+  /** `ctc`: greedy CTC tokens per batch row instead of the (large) probabilities; `all`: every output. */
+  post: 'raw' | 'ctc' | 'all';
+}
+
+/** One output tensor as it crosses threads: its element type, a copy of its data, its shape. */
+export interface PoolTensor {
+  type: string;
+  data: ArrayBufferView;
+  dims: number[];
 }
 
 export type PoolReply =
@@ -40,9 +49,10 @@ export type PoolReply =
   | { failed: string }
   | { id: number; values: Float32Array; dims: number[] }
   | { id: number; tokens: CtcToken[][]; dims: number[] }
+  | { id: number; outputs: Record<string, PoolTensor> }
   | { id: number; error: string };
 
-export type PoolResult = { values: Float32Array; dims: number[] } | { tokens: CtcToken[][]; dims: number[] };
+export type PoolResult = { values: Float32Array; dims: number[] } | { tokens: CtcToken[][]; dims: number[] } | { outputs: Record<string, PoolTensor> };
 
 interface Pending {
   task: PoolTask;
@@ -103,12 +113,12 @@ export class SessionPool {
    * One inference on the first free worker (queued while all are busy). `input`'s memory is
    * moved to the worker (its buffer is detached here) when the array covers all of it, else copied.
    */
-  run(model: string, input: Float32Array, dims: number[], output: string, post: 'raw' | 'ctc' = 'raw'): Promise<PoolResult> {
+  run(model: string, input: Float32Array, dims: number[], output: string, post: 'raw' | 'ctc' | 'all' = 'raw', inputName?: string): Promise<PoolResult> {
     if (this.closed) return Promise.reject(new Error('session pool closed'));
     if (this.slots.every((s) => s.dead)) return Promise.reject(new Error('every ONNX Runtime worker died'));
     const own = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength && input.buffer instanceof ArrayBuffer ? input : input.slice();
     return new Promise((resolve, reject) => {
-      this.queue.push({ task: { id: this.nextId++, model, input: own, dims, output, post }, resolve, reject });
+      this.queue.push({ task: { id: this.nextId++, model, input: own, dims, output, post, ...(inputName === undefined ? {} : { inputName }) }, resolve, reject });
       this.dispatch();
     });
   }
@@ -144,6 +154,7 @@ export class SessionPool {
       if (!pending || !('id' in reply) || reply.id !== pending.task.id) return;
       slot.busy = undefined;
       if ('error' in reply) pending.reject(new Error(reply.error));
+      else if ('outputs' in reply) pending.resolve({ outputs: reply.outputs });
       else pending.resolve('tokens' in reply ? { tokens: reply.tokens, dims: reply.dims } : { values: reply.values, dims: reply.dims });
       this.dispatch();
     };

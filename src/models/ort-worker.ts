@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ctcRows } from './ctc.js';
 import { createSession, outputByName, ort } from './ort.js';
-import type { PoolTask, PoolWorkerData, PoolReply } from './ort-pool.js';
+import type { PoolTask, PoolTensor, PoolWorkerData, PoolReply } from './ort-pool.js';
 
 const data = workerData as PoolWorkerData;
 const port = parentPort!;
@@ -35,7 +35,21 @@ async function run(sessions: Map<string, ort.InferenceSession>, task: PoolTask):
   try {
     const session = sessions.get(task.model);
     if (!session) throw new Error(`pool has no model ${task.model}`);
-    const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', task.input, task.dims) });
+    const out = await session.run({ [task.inputName ?? session.inputNames[0]!]: new ort.Tensor('float32', task.input, task.dims) });
+    if (task.post === 'all') {
+      // Copies of our own: a tensor's memory belongs to ONNX Runtime and cannot be transferred.
+      const outputs: Record<string, PoolTensor> = {};
+      const buffers: ArrayBuffer[] = [];
+      for (const [name, t] of Object.entries(out)) {
+        if (!ArrayBuffer.isView(t.data)) throw new Error(`output ${name} is not numeric (${t.type})`);
+        const data = (t.data as Float32Array).slice();
+        outputs[name] = { type: t.type, data, dims: [...t.dims] };
+        buffers.push(data.buffer);
+        t.dispose();
+      }
+      port.postMessage({ id: task.id, outputs } satisfies PoolReply, buffers);
+      return;
+    }
     const tensor = outputByName(out, task.output);
     const values = tensor.data as Float32Array;
     if (task.post === 'ctc') {
