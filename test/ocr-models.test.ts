@@ -156,8 +156,10 @@ describe('OCR models on rendered text', () => {
   before(async () => {
     [detector, recognizer] = await Promise.all([
       TextDetector.load(detCfg, { modelsDir, threads: 1 }),
-      TextRecognizer.load(recCfg, { modelsDir, threads: 1 }),
+      // On the stage's own thread: the reference the pooled recognizer is compared with below.
+      TextRecognizer.load({ ...recCfg, workers: 0 }, { modelsDir, threads: 1 }),
     ]);
+    assert.equal(recognizer.describe().workers, 0);
     workDir = mkdtempSync(path.join(tmpdir(), 'framepipe-ocr-'));
     for (const c of cases) {
       const bytes = await renderTextImage(c.render);

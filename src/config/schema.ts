@@ -160,7 +160,7 @@ const ocrRec = z
     batch: z.number().int().min(1).max(256).default(16),
     /** Lines narrower than this (pixels at the model's 48-pixel height) are padded to it. */
     min_width: z.number().int().min(32).max(4096).default(96),
-    /** Recognizer sessions in worker threads (see `workers`); `auto` = one per thread. */
+    /** Recognizer sessions in worker threads (see `workers`); `auto` = one per thread with 2 or more threads, else 0. */
     workers,
     /** Lines whose recognition confidence falls below this are dropped. */
     min_text_score: z.number().min(0).max(1).default(0.5),
@@ -214,7 +214,7 @@ const detectorFields = (d: DetectorDefaults) => ({
   std: perChannel.default(d.std),
   /** Grey level (0–255, before normalisation) of the letterbox padding. */
   pad: z.number().int().min(0).max(255).default(d.pad),
-  /** Detector sessions in worker threads (see `workers`); `auto` = one per thread. */
+  /** Detector sessions in worker threads (see `workers`); `auto` = 0, the stage's own thread. */
   workers,
 });
 
@@ -357,8 +357,9 @@ const stage = <T extends z.ZodTypeAny>(model: T) =>
       /** This stage's weight when `threads` is auto: its share of the cores is cpu_share ÷ (detect's + classify's). */
       cpu_share: z.number().positive().max(100).default(1),
       /**
-       * Jobs one process works on at once (with batching: batches). `auto`: as many as its model
-       * can run at once — OCR recognition with a pool of N workers: N; every other model: 1.
+       * Jobs one process works on at once (with batching: batches). `auto`: as many as keep its
+       * model busy — OCR recognition with N workers: N; a detector: its workers + 1 (one more
+       * being decoded; 2 on the stage's own thread); any other model, or none: 1.
        */
       concurrency: z.union([z.number().int().min(1).max(64), z.literal('auto')], { error: 'expected a whole number ≥ 1, or auto' }).default('auto'),
       /** Cross-request batching (`batch.max_size`, `batch.max_wait_ms`). */

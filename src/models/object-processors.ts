@@ -46,17 +46,21 @@ export class ObjectDetectProcessor implements StageProcessor {
   }
 
   /**
-   * Jobs at once when `concurrency` is auto: with the model in N workers, N + 1 — N inferences
-   * and one image being decoded for the next; on the stage's own thread, one.
+   * Jobs at once when `concurrency` is auto: one being inferred (N with the model in N workers)
+   * and one more whose image sharp decodes and letterboxes meanwhile, on its own threads. Two
+   * on the stage's thread: 1.17× one (5 interleaved rounds of the objects profile at c=8).
    */
   get parallelism(): number {
-    return this.detector.workers > 0 ? this.detector.workers + 1 : 1;
+    return Math.max(1, this.detector.workers) + 1;
   }
 
   static async load(model: ObjectDetectorConfig, config: Config): Promise<ObjectDetectProcessor> {
     const threads = config.detect.threads;
     const detector = await loadObjectDetector(model, { modelsDir: config.models_dir, threads });
-    const workers = model.workers === 'auto' ? Math.min(threads, 16) : model.workers;
+    // auto: the stage's own thread. In the pipeline a worker measured no faster than two jobs at
+    // once on the stage's thread (0.97×, 5 interleaved rounds; docs/benchmarks.md objects) and
+    // costs a V8 heap and a session (~70 MiB); in a process that also classifies it pays.
+    const workers = model.workers === 'auto' ? 0 : model.workers;
     try {
       await detector.runInWorkers(workers, Math.max(1, Math.floor(threads / workers)));
     } catch (err) {

@@ -60,9 +60,9 @@ export class TextRecognizer {
   ) {}
 
   /**
-   * `threads`: the stage's ONNX Runtime threads. With `cfg.workers` (auto: one per thread) of 1
-   * or more the sessions live in that many worker threads and split the threads among them; 0
-   * keeps them on the stage's own thread.
+   * `threads`: the stage's ONNX Runtime threads. With `cfg.workers` (auto: one per thread, if
+   * there are 2 or more) of 1 or more the sessions live in that many worker threads and split the
+   * threads among them; 0 keeps them on the stage's own thread.
    */
   static async load(cfg: OcrRecConfig, opts: { modelsDir: string; threads: number }): Promise<TextRecognizer> {
     const recFile = resolveModelFile(cfg.path, opts.modelsDir);
@@ -70,7 +70,9 @@ export class TextRecognizer {
     const clsFile = cfg.direction === '' ? undefined : resolveModelFile(cfg.direction, opts.modelsDir);
     // Class k is dict[k−1]; the dictionary file has no space, the model's last class is one.
     const dict = [...readFileSync(dictFile, 'utf8').replace(/\r/g, '').split('\n'), ' '];
-    const workers = cfg.workers === 'auto' ? Math.min(opts.threads, 16) : cfg.workers;
+    // auto: side by side when there are threads to split (measured: two 1-thread recognizers beat
+    // one 2-thread one), else on the stage's thread.
+    const workers = cfg.workers === 'auto' ? (opts.threads >= 2 ? Math.min(opts.threads, 16) : 0) : cfg.workers;
     const files = { rec: recFile, ...(clsFile === undefined ? {} : { cls: clsFile }) };
     const [engine, cv] = await Promise.all([
       workers >= 1 ? poolEngine(files, workers, Math.max(1, Math.floor(opts.threads / workers))) : sessionEngine(files, opts.threads),

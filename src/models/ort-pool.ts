@@ -33,7 +33,7 @@ export interface PoolTask {
   inputName?: string;
   /** The output to return, by name (unused with `all`). */
   output: string;
-  /** `ctc`: greedy CTC tokens per batch row instead of the (large) probabilities; `all`: every output. */
+  /** `ctc`: greedy CTC tokens per batch row instead of the (large) probabilities; `all`: every output, and the run's own time (not the wait for a worker). */
   post: 'raw' | 'ctc' | 'all';
 }
 
@@ -49,10 +49,10 @@ export type PoolReply =
   | { failed: string }
   | { id: number; values: Float32Array; dims: number[] }
   | { id: number; tokens: CtcToken[][]; dims: number[] }
-  | { id: number; outputs: Record<string, PoolTensor> }
+  | { id: number; outputs: Record<string, PoolTensor>; ms: number }
   | { id: number; error: string };
 
-export type PoolResult = { values: Float32Array; dims: number[] } | { tokens: CtcToken[][]; dims: number[] } | { outputs: Record<string, PoolTensor> };
+export type PoolResult = { values: Float32Array; dims: number[] } | { tokens: CtcToken[][]; dims: number[] } | { outputs: Record<string, PoolTensor>; ms: number };
 
 interface Pending {
   task: PoolTask;
@@ -154,7 +154,7 @@ export class SessionPool {
       if (!pending || !('id' in reply) || reply.id !== pending.task.id) return;
       slot.busy = undefined;
       if ('error' in reply) pending.reject(new Error(reply.error));
-      else if ('outputs' in reply) pending.resolve({ outputs: reply.outputs });
+      else if ('outputs' in reply) pending.resolve({ outputs: reply.outputs, ms: reply.ms });
       else pending.resolve('tokens' in reply ? { tokens: reply.tokens, dims: reply.dims } : { values: reply.values, dims: reply.dims });
       this.dispatch();
     };

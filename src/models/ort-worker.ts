@@ -35,19 +35,24 @@ async function run(sessions: Map<string, ort.InferenceSession>, task: PoolTask):
   try {
     const session = sessions.get(task.model);
     if (!session) throw new Error(`pool has no model ${task.model}`);
+    const t0 = performance.now();
     const out = await session.run({ [task.inputName ?? session.inputNames[0]!]: new ort.Tensor('float32', task.input, task.dims) });
     if (task.post === 'all') {
+      const ms = performance.now() - t0;
       // Copies of our own: a tensor's memory belongs to ONNX Runtime and cannot be transferred.
       const outputs: Record<string, PoolTensor> = {};
       const buffers: ArrayBuffer[] = [];
-      for (const [name, t] of Object.entries(out)) {
-        if (!ArrayBuffer.isView(t.data)) throw new Error(`output ${name} is not numeric (${t.type})`);
-        const data = (t.data as Float32Array).slice();
-        outputs[name] = { type: t.type, data, dims: [...t.dims] };
-        buffers.push(data.buffer);
-        t.dispose();
+      try {
+        for (const [name, t] of Object.entries(out)) {
+          if (!ArrayBuffer.isView(t.data)) throw new Error(`output ${name} is not numeric (${t.type})`);
+          const data = (t.data as Float32Array).slice();
+          outputs[name] = { type: t.type, data, dims: [...t.dims] };
+          buffers.push(data.buffer);
+        }
+      } finally {
+        for (const t of Object.values(out)) t.dispose();
       }
-      port.postMessage({ id: task.id, outputs } satisfies PoolReply, buffers);
+      port.postMessage({ id: task.id, outputs, ms } satisfies PoolReply, buffers);
       return;
     }
     const tensor = outputByName(out, task.output);
