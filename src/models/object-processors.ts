@@ -48,7 +48,7 @@ export class ObjectDetectProcessor implements StageProcessor {
   /**
    * Jobs at once when `concurrency` is auto: one being inferred (N with the model in N workers)
    * and one more whose image sharp decodes and letterboxes meanwhile, on its own threads. Two
-   * on the stage's thread: 1.17× one (5 interleaved rounds of the objects profile at c=8).
+   * on the stage's thread: 1.12× one (`npm run bench -- detect-settings`).
    */
   get parallelism(): number {
     return Math.max(1, this.detector.workers) + 1;
@@ -57,12 +57,12 @@ export class ObjectDetectProcessor implements StageProcessor {
   static async load(model: ObjectDetectorConfig, config: Config): Promise<ObjectDetectProcessor> {
     const threads = config.detect.threads;
     const detector = await loadObjectDetector(model, { modelsDir: config.models_dir, threads });
-    // auto: the stage's own thread. In the pipeline a worker measured no faster than two jobs at
-    // once on the stage's thread (0.97×, 5 interleaved rounds; docs/benchmarks.md objects) and
-    // costs a V8 heap and a session (~70 MiB); in a process that also classifies it pays.
+    // auto: the stage's own thread. In the pipeline a worker measured within the noise of two
+    // jobs at once on the stage's thread (docs/benchmarks.md detect-settings) and costs a V8 heap
+    // and a session (~70 MiB); in a process that also classifies it pays.
     const workers = model.workers === 'auto' ? 0 : model.workers;
     try {
-      await detector.runInWorkers(workers, Math.max(1, Math.floor(threads / workers)));
+      if (workers > 0) await detector.runInWorkers(workers, Math.max(1, Math.floor(threads / workers)));
     } catch (err) {
       await detector.close();
       throw err;
