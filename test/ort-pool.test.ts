@@ -2,6 +2,9 @@
 // run side by side, a bad call fails alone, and a worker that dies is replaced.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { resolveModelFile } from '../src/config/load.js';
 import { SessionPool } from '../src/models/ort-pool.js';
 import { repoRoot } from './helpers.js';
@@ -50,6 +53,26 @@ describe('SessionPool (two workers, real recognizer)', () => {
     while (pool.workerThreads[0] === first && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     assert.notEqual(pool.workerThreads[0], first, 'a new worker took its place');
     assert.equal((await Promise.all(Array.from({ length: 4 }, () => pool.run('rec', input(), dims, OUTPUT, 'ctc')))).length, 4);
+  });
+
+  test('a worker that dies when no new one can start: the pool says it is dead, and every call fails at once', async () => {
+    // The model file goes away after the start, so the replacement cannot load it.
+    const dir = mkdtempSync(path.join(tmpdir(), 'framepipe-pool-'));
+    const file = path.join(dir, 'rec.onnx');
+    copyFileSync(REC, file);
+    const lone = await SessionPool.create({ rec: file }, { workers: 1, threads: 1 });
+    try {
+      assert.equal(lone.dead, false);
+      rmSync(dir, { recursive: true, force: true });
+      lone.workerThreads[0]!.emit('error', new Error('worker fell over'));
+      const until = Date.now() + 20_000;
+      while (!lone.dead && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(lone.dead, true, 'its replacement could not start');
+      await assert.rejects(lone.run('rec', input(), dims, OUTPUT), /every ONNX Runtime worker died/);
+    } finally {
+      await lone.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a model that cannot load is a StartupError at create', async () => {

@@ -63,6 +63,11 @@ export class ObjectDetector {
     await this.parts.session.release();
   }
 
+  /** Undefined while inference can run; why not once every worker died for good. */
+  health(): string | undefined {
+    return this.pool?.dead ? `every ONNX Runtime worker of ${this.parts.family} died and none could start again` : undefined;
+  }
+
   /** Worker threads running the model; 0 when it runs on the stage's own thread. */
   get workers(): number {
     return this.workerCount;

@@ -54,6 +54,10 @@ export class ObjectDetectProcessor implements StageProcessor {
     return Math.max(1, this.detector.workers) + 1;
   }
 
+  health(): string | undefined {
+    return this.detector.health();
+  }
+
   static async load(model: ObjectDetectorConfig, config: Config): Promise<ObjectDetectProcessor> {
     const threads = config.detect.threads;
     const detector = await loadObjectDetector(model, { modelsDir: config.models_dir, threads });

@@ -67,6 +67,10 @@ export class OcrClassifyProcessor implements StageProcessor {
     return new OcrClassifyProcessor(recognizer, model.min_text_score);
   }
 
+  health(): string | undefined {
+    return this.recognizer.health();
+  }
+
   /** One job per recognizer worker: with a pool, two jobs keep two workers busy. */
   get parallelism(): number {
     return this.recognizer.parallelism;

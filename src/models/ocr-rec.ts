@@ -81,6 +81,11 @@ export class TextRecognizer {
     return new TextRecognizer(engine, dict, cv, { rec: recFile, cls: clsFile, dictionary: dictFile }, cfg, opts.threads);
   }
 
+  /** Undefined while recognition can run; why not once every worker died for good. */
+  health(): string | undefined {
+    return this.engine.dead?.() ? 'every ONNX Runtime worker of the recognizer died and none could start again' : undefined;
+  }
+
   /** Calls it runs at once: one per worker, or one on the stage's thread. */
   get parallelism(): number {
     return Math.max(1, this.engine.workers);
@@ -256,6 +261,8 @@ export class TextRecognizer {
 interface Engine {
   /** Worker threads; 0: sessions on the stage's own thread (one call at a time). */
   workers: number;
+  /** With workers: whether all of them died for good. */
+  dead?: () => boolean;
   hasCls: boolean;
   /** Greedy CTC tokens per batch row, and the model's time steps. */
   rec(input: Float32Array, dims: number[]): Promise<{ tokens: CtcToken[][]; steps: number }>;
@@ -300,6 +307,7 @@ async function poolEngine(files: { rec: string; cls?: string }, workers: number,
       if (!('values' in r)) throw new Error('cls worker returned no values');
       return r.values;
     },
+    dead: () => pool.dead,
     close: () => pool.close(),
   };
 }

@@ -104,6 +104,14 @@ export class SessionPool {
     );
   }
 
+  /**
+   * Every worker died and none could be started again (e.g. its model file went away): each call
+   * now fails at once, so the stage should say it is not ready.
+   */
+  get dead(): boolean {
+    return this.slots.every((s) => s.dead);
+  }
+
   /** The slots' workers (tests). */
   get workerThreads(): readonly Worker[] {
     return this.slots.map((s) => s.worker);

@@ -60,6 +60,9 @@ function batchOptions(ctx: StageContext, stage: StageName): BatchOptions {
 /** A middle stage (detect, classify): take a job, process it, pass it on. */
 export async function runForwardStage(ctx: StageContext, given: ForwardStageOptions): Promise<void> {
   const options = { ...given, concurrency: given.concurrency === 'auto' ? (given.processor.parallelism ?? 1) : given.concurrency };
+  // A processor that can no longer work (its inference workers all gone) makes the stage not ready.
+  const { processor: p } = given;
+  if (p.health) metricsServer()?.addCheck(() => p.health!());
   if (ctx.config.transport.mode === 'broker') return runBrokerStage(ctx, options);
   const { stage, processor } = options;
   const batch = batchOptions(ctx, stage);

@@ -16,6 +16,11 @@ export interface StageProcessor<In = Job, Out = Job> {
   readonly readsParts?: boolean;
   /** Jobs it can usefully work on at once (`concurrency: auto` follows it); absent = 1. */
   readonly parallelism?: number;
+  /**
+   * Why the processor cannot work any more (its inference workers all died), or undefined while
+   * it can: the stage's /readyz reports it, so an orchestrator restarts the process.
+   */
+  health?(): string | undefined;
   /** Facts for the stage's ready line: model file, input size, threads. */
   describe(): Record<string, unknown>;
   process(input: In): Promise<Out>;
