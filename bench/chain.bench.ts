@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
 import { freePorts } from '../src/transport/ports.js';
 import { cpuSeconds } from './proc-stats.js';
-import { table, type Scenario } from './lib.js';
+import { keepInFlight, table, type Scenario } from './lib.js';
 
 function start(file: string, args: string[]): Promise<ChildProcess> {
   const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, { execArgv: ['--import', 'tsx'] });
@@ -33,17 +33,13 @@ const scenario: Scenario = {
     const rows: (string | number)[][] = [];
     try {
       for (const window of [1, 8, 16]) {
-        const pass = async (n: number) => {
-          let sent = 0;
-          for (; sent < Math.min(window, n); sent++) await dealer.send([Buffer.alloc(0), header]);
-          for (let got = 0; got < n; got++) {
-            await dealer.receive();
-            if (sent < n) {
-              sent++;
-              await dealer.send([Buffer.alloc(0), header]);
-            }
-          }
-        };
+        const pass = (n: number) =>
+          keepInFlight(
+            window,
+            n,
+            () => dealer.send([Buffer.alloc(0), header]),
+            () => dealer.receive(),
+          );
         await pass(Math.min(2000, count));
         const cpu0 = procs.map((p) => cpuSeconds(p.pid!));
         const own0 = process.cpuUsage();

@@ -43,6 +43,22 @@ export function summarize(concurrency: number, latencies: number[], errors: numb
 }
 
 /**
+ * Keeps `window` messages in flight — `send` one, and another each time `receive` returns one —
+ * until `n` have come back: the closed loop the stage and chain scenarios drive their peers with.
+ */
+export async function keepInFlight(window: number, n: number, send: () => Promise<void>, receive: () => Promise<unknown>): Promise<void> {
+  let sent = 0;
+  for (; sent < Math.min(window, n); sent++) await send();
+  for (let back = 0; back < n; back++) {
+    await receive();
+    if (sent < n) {
+      sent++;
+      await send();
+    }
+  }
+}
+
+/**
  * Offers `count` images to an endpoint keeping `concurrency` in flight (a DEALER window), and
  * measures each request from send to reply (with `sharedMemory`, writing each image's file too).
  */

@@ -9,8 +9,11 @@ import * as zmq from 'zeromq';
 import { spawnStage, stopProcesses, waitReady } from '../src/cli/launcher.js';
 import { encodeJob, epochMs, type Job } from '../src/protocol/job.js';
 import { freePorts } from '../src/transport/ports.js';
+import { PartStore } from '../src/transport/shared-parts.js';
 import { cpuSeconds } from './proc-stats.js';
-import { table, type Scenario } from './lib.js';
+import { keepInFlight, table, type Scenario } from './lib.js';
+
+const HEADER_ONLY = new PartStore(Number.MAX_SAFE_INTEGER, 'ingest');
 
 /** A job header as ingest sends it to detect for a JPEG it moved into shared memory. */
 function ingestHeader(seq: number): Buffer[] {
@@ -32,7 +35,8 @@ function ingestHeader(seq: number): Buffer[] {
     },
     shared: { image: { file, size: 100_914 } },
   };
-  return encodeJob(job, { put: () => undefined } as never);
+  // A store that takes no new file: the header names ingest's part, as ingest's own encode does.
+  return encodeJob(job, HEADER_ONLY);
 }
 
 interface Peer {
@@ -61,19 +65,13 @@ async function bareForwarder(from: string, to: string): Promise<Peer> {
  */
 async function drive(peer: Peer, push: zmq.Push, pull: zmq.Pull, window: number, count: number): Promise<{ cpuUs: number; perSecond: number }> {
   let seq = 0;
-  const pass = async (n: number) => {
-    let sent = 0;
-    let back = 0;
-    for (; sent < Math.min(window, n); sent++) await push.send(ingestHeader(++seq));
-    while (back < n) {
-      await pull.receive();
-      back++;
-      if (sent < n) {
-        sent++;
-        await push.send(ingestHeader(++seq));
-      }
-    }
-  };
+  const pass = (n: number) =>
+    keepInFlight(
+      window,
+      n,
+      () => push.send(ingestHeader(++seq)),
+      () => pull.receive(),
+    );
   await pass(Math.min(2000, count));
   const cpu0 = cpuSeconds(peer.pid);
   const t0 = performance.now();

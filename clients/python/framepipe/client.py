@@ -13,18 +13,8 @@ from typing import Any
 import zmq
 
 from .curve import CurveKeys
-
 from .errors import ClientTimeout, check
-from .protocol import (
-    DEFAULT_JPEG_QUALITY,
-    ImageInput,
-    Pixels,
-    Reply,
-    RequestId,
-    decode_reply,
-    SharedFiles,
-    encode_request,
-)
+from .protocol import DEFAULT_JPEG_QUALITY, ImageInput, Pixels, Reply, RequestId, SharedFiles, decode_reply, encode_request
 
 REPLY_GRACE = 0.25
 """Seconds to wait past the request's deadline: the server answers TIMEOUT at the deadline itself,

@@ -18,20 +18,10 @@ from typing import Any, Iterable, Iterator, TypeVar
 
 import zmq
 
-from .curve import CurveKeys
-
 from .client import REPLY_GRACE
+from .curve import CurveKeys
 from .errors import ClientTimeout
-from .protocol import (
-    DEFAULT_JPEG_QUALITY,
-    ImageInput,
-    Pixels,
-    Reply,
-    RequestId,
-    decode_reply,
-    SharedFiles,
-    encode_request,
-)
+from .protocol import DEFAULT_JPEG_QUALITY, ImageInput, Pixels, Reply, RequestId, SharedFiles, decode_reply, encode_request
 
 I = TypeVar("I")
 
