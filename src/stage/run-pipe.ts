@@ -63,7 +63,22 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
   const { input, processor, emit, onFailure, log } = options;
   const batching = options.batch ?? NO_BATCH;
   const stats: PipeStats = { received: 0, done: 0, failed: 0, expired: 0, malformed: 0 };
-  const inflight = new Set<Promise<void>>();
+  // Batches in flight, and the intake loop's wake-up when one ends: a counter, not a set of
+  // promises raced for each job (a race adds a reaction to every pending batch, each time).
+  let active = 0;
+  let slotFree: (() => void) | undefined;
+  const ended = (): void => {
+    active--;
+    const wake = slotFree;
+    slotFree = undefined;
+    wake?.();
+  };
+  const endedBadly = (err: unknown): void => {
+    // handle() catches what a job can throw; this is a bug, and still must not stall the intake.
+    log.error({ err: (err as Error).message }, 'job handling failed');
+    ended();
+  };
+  const oneEnds = () => new Promise<void>((resolve) => (slotFree = resolve));
   // Undefined when metrics are off: then each hook below is one check.
   const m = meters();
 
@@ -223,14 +238,14 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     }
     stats.received += batch.length;
     m?.received.inc(batch.length);
-    const p = handle(batch).finally(() => inflight.delete(p));
-    inflight.add(p);
+    active++;
+    handle(batch).then(ended, endedBadly);
     // Hold intake while `concurrency` batches are in flight: the backlog then stays in the
     // upstream socket queues (bounded by their HWM) instead of growing in this process, and is
     // what the next batch is gathered from.
-    while (inflight.size >= options.concurrency) await Promise.race(inflight);
+    while (active >= options.concurrency) await oneEnds();
   }
-  await Promise.allSettled(inflight);
+  while (active > 0) await oneEnds();
   return stats;
 }
 
