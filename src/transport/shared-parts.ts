@@ -236,7 +236,7 @@ export function deleteParts(dir: unknown, job: number, files: readonly string[])
 /**
  * A client's image in shared memory (request header `shm`): `<dir>/<file>`, where `dir` is a
  * `framepipe-client-…` directory directly in /dev/shm that only its owner can open (0700), and
- * `file` a random name in it. The prefix keeps a request from naming anything else there
+ * `file` a name in it. The prefix keeps a request from naming anything else there
  * (another program's shared memory, ingest's own directories); the private directory keeps
  * other users of the host from listing the file names, so they cannot name a client's file in a
  * request of their own; the owner checks keep ingest from taking another user's files.
@@ -260,17 +260,21 @@ export function clientFileSize(name: string): number {
       `header field 'shm': ${JSON.stringify(name)} is not a client file name (DIR/FILE: DIR a framepipe-client-… directory directly in ${SHARED_BASE}, FILE a name in it other than ${OWNER}; letters, digits, '.', '_' or '-')`,
     );
   }
-  const bad = (what: string) => new BadRequestError(`header field 'shm': ${clientPath(name)}: ${what}`);
   const uid = process.getuid?.();
   const dirStat = lstatOrFail(clientPath(dir), name);
   if (!dirStat.isDirectory() || dirStat.uid !== uid || (dirStat.mode & 0o077) !== 0) {
-    throw bad(`${dir} must be a private directory (mode 0700, not a symlink) of the user ingest runs as`);
+    throw badClientFile(name, `${dir} must be a private directory (mode 0700, not a symlink) of the user ingest runs as`);
   }
   const st = lstatOrFail(clientPath(name), name);
-  if (!st.isFile()) throw bad('not a regular file');
-  if (st.uid !== uid) throw bad('not owned by the user ingest runs as');
-  if (st.nlink !== 1) throw bad(`has ${st.nlink} links; ingest takes only a file with one name`);
+  if (!st.isFile()) throw badClientFile(name, 'not a regular file');
+  if (st.uid !== uid) throw badClientFile(name, 'not owned by the user ingest runs as');
+  if (st.nlink !== 1) throw badClientFile(name, `has ${st.nlink} links; ingest takes only a file with one name`);
   return st.size;
+}
+
+// Module-level, not closures in the functions above and below: those run for every request.
+function badClientFile(name: string, what: string): BadRequestError {
+  return new BadRequestError(`header field 'shm': ${clientPath(name)}: ${what}`);
 }
 
 function lstatOrFail(path: string, name: string): fs.Stats {
@@ -301,14 +305,6 @@ export function adoptClientFile(
   part: 'image' | 'pixels',
 ): { shared: SharedPart } | { bytes: Buffer } {
   const from = clientPath(name);
-  const cannot = (err: unknown) => {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'it went away before ingest took it' : `ingest could not take it (${code ?? (err as Error).message})`;
-    return new BadRequestError(`header field 'shm': ${from}: ${why}`, { cause: err });
-  };
-  const unchanged = (st: fs.Stats) => st.isFile() && st.uid === process.getuid?.() && st.nlink === 1 && st.size === size;
-  const changed = (st: fs.Stats) =>
-    new BadRequestError(`header field 'shm': ${from} changed while ingest took it (${st.isFile() ? `${st.size} bytes, was ${size}` : 'not a regular file'})`);
   if (dir) {
     const file = `${job}.${part}.ingest`;
     const to = `${dir.path}/${file}`;
@@ -318,11 +314,11 @@ export function adoptClientFile(
       // Checked again where nobody else can swap it: the directory is ingest's own (0700).
       st = fs.lstatSync(to);
     } catch (err) {
-      throw cannot(err);
+      throw cannotTake(from, err);
     }
-    if (!unchanged(st)) {
+    if (!unchanged(st, size)) {
       fs.rmSync(to, { force: true });
-      throw changed(st);
+      throw changed(from, st, size);
     }
     return { shared: { file, size } };
   }
@@ -330,11 +326,11 @@ export function adoptClientFile(
   try {
     fd = fs.openSync(from, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (err) {
-    throw cannot(err);
+    throw cannotTake(from, err);
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!unchanged(st)) throw changed(st);
+    if (!unchanged(st, size)) throw changed(from, st, size);
     const bytes = fs.readFileSync(fd);
     fs.rmSync(from, { force: true });
     return { bytes };
@@ -343,13 +339,28 @@ export function adoptClientFile(
   }
 }
 
+function cannotTake(from: string, err: unknown): BadRequestError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? 'it went away before ingest took it' : `ingest could not take it (${code ?? (err as Error).message})`;
+  return new BadRequestError(`header field 'shm': ${from}: ${why}`, { cause: err });
+}
+
+function unchanged(st: fs.Stats, size: number): boolean {
+  return st.isFile() && st.uid === process.getuid?.() && st.nlink === 1 && st.size === size;
+}
+
+function changed(from: string, st: fs.Stats, size: number): BadRequestError {
+  return new BadRequestError(`header field 'shm': ${from} changed while ingest took it (${st.isFile() ? `${st.size} bytes, was ${size}` : 'not a regular file'})`);
+}
+
 /**
  * Client side of `shm`: one private directory per client (made on first use, removed by
- * close()), a new randomly named file in it per image. After a reply, remove() what ingest did
+ * close()), a new file in it per image (numbered). After a reply, remove() what ingest did
  * not take (a request answered before its job went in: OVERLOADED, SKIPPED, BAD_REQUEST).
  */
 export class ClientFiles {
   private dir?: string;
+  private written = 0;
 
   /** The request's `shm` name, or undefined when the image cannot be written (e.g. /dev/shm full): send it as a frame then. */
   write(bytes: Uint8Array): string | undefined {
@@ -357,7 +368,9 @@ export class ClientFiles {
     try {
       // mkdtemp makes it 0700: nobody else can list the names inside.
       this.dir ??= ClientFiles.makeDir();
-      name = `${this.dir}/${randomBytes(12).toString('hex')}`;
+      // A counter, not random bytes (those cost the client more than the file write's open):
+      // the directory is this process's own and private, so the name needs no secret.
+      name = `${this.dir}/${(++this.written).toString(36)}`;
       // wx: a new file, never one someone else made.
       fs.writeFileSync(clientPath(name), bytes, { mode: 0o600, flag: 'wx' });
       return name;
