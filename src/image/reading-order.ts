@@ -7,7 +7,7 @@ import type { Box, Detection } from '../protocol/types.js';
  * (whose centres are a line apart) stay apart.
  */
 export function readingOrder<T extends { box: Box }>(regions: readonly T[]): T[] {
-  const cy = (r: T): number => (r.box[1] + r.box[3]) / 2;
+  if (regions.length < 2) return [...regions];
   const byCentre = [...regions].sort((a, b) => cy(a) - cy(b));
   const lines: T[][] = [];
   for (const r of byCentre) {
@@ -17,6 +17,10 @@ export function readingOrder<T extends { box: Box }>(regions: readonly T[]): T[]
     else lines.push([r]);
   }
   return lines.flatMap((line) => line.sort((a, b) => a.box[0] - b.box[0]));
+}
+
+function cy(r: { box: Box }): number {
+  return (r.box[1] + r.box[3]) / 2;
 }
 
 /** The order of a reply's detections: text in reading order, anything else by score, best first. */
