@@ -1,17 +1,46 @@
 // Ingest's part in bench/chain.bench.ts, in its own process: a ROUTER for clients on CLIENTS, a
 // PUSH to the first forwarder on NEXT and a PULL for what comes back on BACK; requests go out
 // with their routing id in front, and come back as replies to that id. No parsing, no state.
+//
+// With MODE `files` it also does the file work ingest does for an image a client hands over in
+// /dev/shm (request header `shm`), with the same system calls and nothing else: lstat of the
+// client's directory and file, a rename into a directory of its own and an lstat there on the
+// way in (the job's header then names that file), an unlink when the reply goes out.
+import fs from 'node:fs';
 import * as zmq from 'zeromq';
 
-const [clients, next, back] = process.argv.slice(2);
+const [clients, next, back, mode] = process.argv.slice(2);
 const router = new zmq.Router({ linger: 0 });
 const push = new zmq.Push({ linger: 0 });
 const pull = new zmq.Pull({ linger: 0 });
 await router.bind(clients!);
 await pull.bind(back!);
 push.connect(next!);
+
+const files = mode === 'files';
+const own = files ? fs.mkdtempSync('/dev/shm/framepipe-chain-') : '';
+process.once('SIGTERM', () => {
+  if (own) fs.rmSync(own, { recursive: true, force: true });
+  process.exit(0);
+});
+let seq = 0;
+
+/** The client's file taken over: the header the forwarders pass on names where it went. */
+function adopt(header: Buffer): Buffer {
+  const from = header.toString();
+  fs.lstatSync(from.slice(0, from.lastIndexOf('/')));
+  fs.lstatSync(from);
+  const to = `${own}/${++seq}.image.ingest`;
+  fs.renameSync(from, to);
+  fs.lstatSync(to);
+  return Buffer.from(to.padEnd(300));
+}
+
 process.send!({ ready: true });
 void (async () => {
-  for await (const [id, , ...rest] of router) await push.send([id!, ...rest]);
+  for await (const [id, , header, ...rest] of router) await push.send([id!, files ? adopt(header!) : header!, ...rest]);
 })();
-for await (const [id, ...rest] of pull) await router.send([id!, Buffer.alloc(0), ...rest]);
+for await (const [id, header, ...rest] of pull) {
+  if (files) fs.unlinkSync(header!.toString().trimEnd());
+  await router.send([id!, Buffer.alloc(0), header!, ...rest]);
+}
