@@ -80,7 +80,13 @@ interface Loop {
 }
 
 /** runPipe on a real PULL socket; jobs are pushed in over loopback TCP. */
-async function loop(processor: StageProcessor, batch: { maxSize: number; maxWaitMs: number }, concurrency = 1, startLater?: Promise<void>): Promise<Loop> {
+async function loop(
+  processor: StageProcessor,
+  batch: { maxSize: number; maxWaitMs: number },
+  concurrency = 1,
+  startLater?: Promise<void>,
+  onFailure: (job: Job) => Job = (job) => job,
+): Promise<Loop> {
   const [port] = await freePorts(1);
   const pull = new zmq.Pull({ linger: 0 });
   await pull.bind(`tcp://127.0.0.1:${port}`);
@@ -98,7 +104,7 @@ async function loop(processor: StageProcessor, batch: { maxSize: number; maxWait
       emit: async (job) => {
         out.push(job);
       },
-      onFailure: (job) => job,
+      onFailure,
       dropped: (frames) => {
         try {
           dropped.push(String(decodeJob(frames).meta.id));
@@ -253,6 +259,34 @@ describe('gathering jobs into batches (runPipe, one process)', () => {
     );
     // In a loop a job's time in the stage includes the jobs before it in its batch.
     assert.ok(l.out[3]!.meta.timings.detect! >= l.out[0]!.meta.timings.detect!);
+  });
+});
+
+describe('the run loop itself', () => {
+  test('a job whose handling throws past every catch costs that job only: its slot comes back and the loop goes on', async () => {
+    const inner = new NoopProcessor('noop', true, 1e8);
+    const failing: StageProcessor = {
+      name: 'failing',
+      describe: () => ({}),
+      process: (job) => (String(job.meta.id).startsWith('doom') ? Promise.reject(new BadImageError('not an image')) : inner.process(job)),
+      close: () => Promise.resolve(),
+    };
+    // The failure cannot even be turned into something to pass on (a bug in a stage's onFailure).
+    const onFailure = (job: Job): Job => {
+      if (String(job.meta.id).startsWith('doom')) throw new Error('cannot encode this failure');
+      return job;
+    };
+    const images = await pngs(3);
+    // Two slots and three doomed jobs: if a lost job kept its slot, or stopped the loop, the
+    // jobs after them would never come out.
+    const l = await loop(failing, { maxSize: 1, maxWaitMs: 0 }, 2, undefined, onFailure);
+    const ids = ['doom1', 'a', 'doom2', 'b', 'doom3', 'c'];
+    for (const [i, id] of ids.entries()) await l.push.send(jobFrames(id, images[i % 3]));
+    await until('the three good jobs out', 5000, () => l.out.length === 3);
+    const stats = await l.stop();
+    assert.deepEqual(l.out.map((j) => j.meta.id).sort(), ['a', 'b', 'c']);
+    assert.equal(stats.received, 6);
+    assert.equal(stats.failed, 3);
   });
 });
 
