@@ -204,6 +204,32 @@ describe('transport.client_shared_memory=false', { skip }, () => {
   });
 });
 
+describe('ClientFiles names (no pipeline)', { skip }, () => {
+  test('file names cannot be guessed from the public directory name, and a name already taken is neither used nor removed', () => {
+    const a = new ClientFiles();
+    const b = new ClientFiles();
+    try {
+      const [a1, a2, b1] = [a.write(Buffer.from('x')), a.write(Buffer.from('y')), b.write(Buffer.from('z'))].map((n) => n!.split('/'));
+      // Anyone can list /dev/shm and see the directory; the file name is the secret: 96 random
+      // bits per directory, then a counter.
+      for (const [, file] of [a1!, a2!, b1!]) assert.match(file!, /^[0-9a-f]{24}-[0-9a-z]+$/);
+      const token = (file: string) => file.split('-')[0];
+      assert.equal(token(a1![1]!), token(a2![1]!));
+      assert.notEqual(a1![1], a2![1]);
+      assert.notEqual(token(a1![1]!), token(b1![1]!));
+      // Someone made the next name first (wx refuses it): no image written there, and their file stays.
+      const next = `${a1![0]}/${token(a1![1]!)}-3`;
+      writeFileSync(`${SHARED_BASE}/${next}`, 'theirs', { mode: 0o600 });
+      assert.equal(a.write(Buffer.from('w')), undefined);
+      assert.equal(readFileSync(`${SHARED_BASE}/${next}`, 'utf8'), 'theirs');
+      assert.ok(existsSync(`${SHARED_BASE}/${a1![0]}/owner`));
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
+
 describe('directories of clients that died before close()', { skip }, () => {
   const clientCode = `import { ClientFiles } from ${JSON.stringify(new URL('../src/transport/shared-parts.ts', import.meta.url).pathname)};
     const name = new ClientFiles().write(Buffer.alloc(5000, 1)); console.log(name); setInterval(() => {}, 1000);`;

@@ -236,10 +236,11 @@ export function deleteParts(dir: unknown, job: number, files: readonly string[])
 /**
  * A client's image in shared memory (request header `shm`): `<dir>/<file>`, where `dir` is a
  * `framepipe-client-…` directory directly in /dev/shm that only its owner can open (0700), and
- * `file` a name in it. The prefix keeps a request from naming anything else there
- * (another program's shared memory, ingest's own directories); the private directory keeps
- * other users of the host from listing the file names, so they cannot name a client's file in a
- * request of their own; the owner checks keep ingest from taking another user's files.
+ * `file` a name in it that nobody else can guess (our clients: a random token per directory and a
+ * counter). The prefix keeps a request from naming anything else there (another program's
+ * shared memory, ingest's own directories); the private directory keeps other users of the host
+ * from listing the file names, so they cannot name a client's file in a request of their own;
+ * the owner checks keep ingest from taking another user's files.
  */
 const CLIENT_DIR = /^framepipe-client-[A-Za-z0-9._-]{1,100}$/;
 const CLIENT_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -355,27 +356,35 @@ function changed(from: string, st: fs.Stats, size: number): BadRequestError {
 
 /**
  * Client side of `shm`: one private directory per client (made on first use, removed by
- * close()), a new file in it per image (numbered). After a reply, remove() what ingest did
+ * close()), a new file in it per image (a random token per directory, then a counter). After a reply, remove() what ingest did
  * not take (a request answered before its job went in: OVERLOADED, SKIPPED, BAD_REQUEST).
  */
 export class ClientFiles {
   private dir?: string;
+  /** Secret part of every file name in `dir`, drawn once per directory. */
+  private token = '';
   private written = 0;
 
   /** The request's `shm` name, or undefined when the image cannot be written (e.g. /dev/shm full): send it as a frame then. */
   write(bytes: Uint8Array): string | undefined {
     let name: string | undefined;
     try {
-      // mkdtemp makes it 0700: nobody else can list the names inside.
-      this.dir ??= ClientFiles.makeDir();
-      // A counter, not random bytes (those cost the client more than the file write's open):
-      // the directory is this process's own and private, so the name needs no secret.
-      name = `${this.dir}/${(++this.written).toString(36)}`;
+      if (!this.dir) {
+        // mkdtemp makes it 0700: nobody else can list the names inside.
+        this.dir = ClientFiles.makeDir();
+        this.token = randomBytes(12).toString('hex');
+      }
+      // The directory's name is public (anyone can list /dev/shm) and ingest takes any file
+      // there that a request names, so the file name is what keeps another client from naming
+      // this one's image: a random token, drawn once per directory (random bytes for every file
+      // cost the client more than the file's open), then a counter.
+      name = `${this.dir}/${this.token}-${(++this.written).toString(36)}`;
       // wx: a new file, never one someone else made.
       fs.writeFileSync(clientPath(name), bytes, { mode: 0o600, flag: 'wx' });
       return name;
-    } catch {
-      if (name) this.remove(name);
+    } catch (err) {
+      // Never remove a file this call did not make (EEXIST: the name was taken).
+      if (name && (err as NodeJS.ErrnoException).code !== 'EEXIST') this.remove(name);
       return undefined;
     }
   }
