@@ -263,31 +263,39 @@ describe('gathering jobs into batches (runPipe, one process)', () => {
 });
 
 describe('the run loop itself', () => {
-  test('a job whose handling throws past every catch costs that job only: its slot comes back and the loop goes on', async () => {
-    const inner = new NoopProcessor('noop', true, 1e8);
-    const failing: StageProcessor = {
-      name: 'failing',
-      describe: () => ({}),
-      process: (job) => (String(job.meta.id).startsWith('doom') ? Promise.reject(new BadImageError('not an image')) : inner.process(job)),
-      close: () => Promise.resolve(),
-    };
-    // The failure cannot even be turned into something to pass on (a bug in a stage's onFailure).
-    const onFailure = (job: Job): Job => {
-      if (String(job.meta.id).startsWith('doom')) throw new Error('cannot encode this failure');
-      return job;
-    };
-    const images = await pngs(3);
-    // Two slots and three doomed jobs: if a lost job kept its slot, or stopped the loop, the
-    // jobs after them would never come out.
-    const l = await loop(failing, { maxSize: 1, maxWaitMs: 0 }, 2, undefined, onFailure);
-    const ids = ['doom1', 'a', 'doom2', 'b', 'doom3', 'c'];
-    for (const [i, id] of ids.entries()) await l.push.send(jobFrames(id, images[i % 3]));
-    await until('the three good jobs out', 5000, () => l.out.length === 3);
-    const stats = await l.stop();
-    assert.deepEqual(l.out.map((j) => j.meta.id).sort(), ['a', 'b', 'c']);
-    assert.equal(stats.received, 6);
-    assert.equal(stats.failed, 3);
-  });
+  for (const batch of [
+    { maxSize: 1, maxWaitMs: 0 },
+    { maxSize: 3, maxWaitMs: 20 },
+  ]) {
+    test(`a failed job that cannot even be passed on costs that job only (batch.max_size ${batch.maxSize}): dropped, its slot back, its batch and the loop go on`, async () => {
+      const inner = new NoopProcessor('noop', true, 1e8);
+      const failing: StageProcessor = {
+        name: 'failing',
+        describe: () => ({}),
+        process: (job) => (String(job.meta.id).startsWith('doom') ? Promise.reject(new BadImageError('not an image')) : inner.process(job)),
+        close: () => Promise.resolve(),
+      };
+      // A bug in a stage's onFailure: the failure cannot be turned into something to pass on.
+      const onFailure = (job: Job): Job => {
+        if (String(job.meta.id).startsWith('doom')) throw new Error('cannot encode this failure');
+        return job;
+      };
+      const images = await pngs(3);
+      // Two slots and three doomed jobs: if a lost job kept its slot, stopped the loop or took
+      // the rest of its batch with it, the good jobs after it would never come out.
+      const l = await loop(failing, batch, 2, undefined, onFailure);
+      const ids = ['doom1', 'a', 'doom2', 'b', 'doom3', 'c'];
+      for (const [i, id] of ids.entries()) await l.push.send(jobFrames(id, images[i % 3]));
+      await until('the three good jobs out', 5000, () => l.out.length === 3);
+      await until('the three doomed jobs dropped', 5000, () => l.dropped.length === 3);
+      const stats = await l.stop();
+      assert.deepEqual(l.out.map((j) => j.meta.id).sort(), ['a', 'b', 'c']);
+      // dropped() is how broker mode gives the replica's credit back.
+      assert.deepEqual([...l.dropped].sort(), ['doom1', 'doom2', 'doom3']);
+      assert.equal(stats.received, 6);
+      assert.equal(stats.failed, 3);
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -75,9 +75,11 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
   };
   const endedBadly = (err: unknown): void => {
     // handle() catches what a job can throw; this is a bug, and still must not stall the intake.
-    log.error({ err: (err as Error).message }, 'job handling failed');
     ended();
+    log.error({ err: errorText(err) }, 'job handling failed');
   };
+  // Each job's message, for dropped() when a job ends with nothing passed on.
+  const framesOf = new WeakMap<Job, Buffer[]>();
   const oneEnds = () => new Promise<void>((resolve) => (slotFree = resolve));
   // Undefined when metrics are off: then each hook below is one check.
   const m = meters();
@@ -91,10 +93,11 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       // Without a readable header there is nobody to answer; the ingest's deadline will.
       stats.malformed++;
       m?.jobs.inc({ outcome: 'malformed' });
-      log.warn({ err: (err as Error).message }, 'dropped malformed job');
+      log.warn({ err: errorText(err) }, 'dropped malformed job');
       options.dropped?.(frames);
       return undefined;
     }
+    framesOf.set(job, frames);
     const meta = job.meta;
     if (!meta.error && Date.now() > meta.deadline) {
       // Ingest has already answered TIMEOUT; doing the work would only delay live requests.
@@ -109,12 +112,13 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     return job;
   };
 
-  const pass = async (out: Out, job: Job): Promise<void> => {
+  const pass = async (out: Out | undefined, job: Job): Promise<void> => {
+    if (out === undefined) return;
     job.meta.handoff = epochMs();
     try {
       await emit(out);
     } catch (err) {
-      log.error({ job: job.meta.job, id: job.meta.id, err: (err as Error).message }, 'could not pass job on');
+      log.error({ job: job.meta.job, id: job.meta.id, err: errorText(err) }, 'could not pass job on');
     }
   };
 
@@ -124,8 +128,27 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     finished(job, t0);
   };
 
+  /**
+   * onFailure(job), or undefined when even that throws (a bug): then nothing can be passed on, so
+   * the job ends here like an expired one (the ingest's deadline answers the client, broker mode
+   * gets the credit back) and the jobs beside it in its batch go on.
+   */
+  const toFailure = (job: Job): Out | undefined => {
+    try {
+      return onFailure(job);
+    } catch (err) {
+      const meta = job.meta;
+      log.error({ job: meta.job, id: meta.id, err: errorText(err) }, 'could not pass a failed job on; dropped');
+      // As for an expired job: nothing will reach ingest for it, so its files go here.
+      if (meta.written) deleteParts(meta.shm, meta.job, meta.written);
+      const frames = framesOf.get(job);
+      if (frames) options.dropped?.(frames);
+      return undefined;
+    }
+  };
+
   /** The job's error travels on; its image does not. */
-  const failed = (job: Job, err: unknown, t0: number): Out => {
+  const failed = (job: Job, err: unknown, t0: number): Out | undefined => {
     const meta = job.meta;
     stats.failed++;
     meta.error = toWireError(err);
@@ -134,11 +157,11 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       m.errors.inc({ code: meta.error.code });
     }
     const level = meta.error.code === ErrorCode.INTERNAL ? 'error' : 'debug';
-    log[level]({ job: meta.job, id: meta.id, code: meta.error.code, err: (err as Error).message }, 'job failed');
+    log[level]({ job: meta.job, id: meta.id, code: meta.error.code, err: errorText(err) }, 'job failed');
     dropParts(job);
     delete meta.pixels;
     finished(job, t0);
-    return onFailure(job);
+    return toFailure(job);
   };
 
   const finished = (job: Job, t0: number): void => {
@@ -150,7 +173,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
   const loop = async (jobs: Job[], t0: number): Promise<void> => {
     for (const job of jobs) {
       m?.inflight.inc();
-      let out: Out;
+      let out: Out | undefined;
       try {
         out = await processor.process(job);
         succeeded(job, t0);
@@ -171,7 +194,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       if (outcomes.length !== jobs.length) throw new Error(`processBatch gave ${outcomes.length} results for ${jobs.length} jobs`);
     } catch (err) {
       m?.inflight.dec(jobs.length);
-      log.warn({ jobs: jobs.length, err: (err as Error).message }, 'batched processing failed; processing the jobs one by one');
+      log.warn({ jobs: jobs.length, err: errorText(err) }, 'batched processing failed; processing the jobs one by one');
       return loop(jobs, t0);
     }
     m?.inflight.dec(jobs.length);
@@ -181,7 +204,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       succeeded(job, t0);
       return r.value;
     });
-    for (let i = 0; i < jobs.length; i++) await pass(outs[i]!, jobs[i]!);
+    for (let i = 0; i < jobs.length; i++) await pass(outs[i], jobs[i]!);
   };
 
   const handle = async (batch: Buffer[][]): Promise<void> => {
@@ -195,7 +218,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       if (meta.error) {
         // Failed upstream: nothing to do here but pass it on, at once.
         m?.jobs.inc({ outcome: 'passed' });
-        await pass(onFailure(job), job);
+        await pass(toFailure(job), job);
         continue;
       }
       try {
@@ -283,3 +306,7 @@ export function passJob(job: Job): Job {
   return job;
 }
 
+/** A thrown value's message, whatever was thrown (null and strings included). */
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
