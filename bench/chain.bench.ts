@@ -6,10 +6,10 @@
 // What framepipe's own per-job work adds shows against `transport` (client shm rows) and `stage`.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
 import { freePorts } from '../src/transport/ports.js';
+import { ClientFiles, SHARED_BASE } from '../src/transport/shared-parts.js';
 import { cpuSeconds } from './proc-stats.js';
 import { keepInFlight, table, type Scenario } from './lib.js';
 
@@ -45,14 +45,14 @@ async function measure(variant: Variant, count: number): Promise<Map<number, num
   dealer.connect(ep(0));
   const header = Buffer.alloc(300, 7);
   const image = randomBytes(IMAGE_BYTES);
-  // As framepipe's client does it: a private directory, a new numbered file per image, 'wx'.
-  const dir = variant.mode === 'files' ? fs.mkdtempSync('/dev/shm/framepipe-client-chain-') : '';
-  let written = 0;
+  // framepipe's own client side: its private directory (swept by any ingest if this process
+  // dies), a new file per image.
+  const files = variant.mode === 'files' ? new ClientFiles() : undefined;
   const send = (): Promise<void> => {
-    if (!dir) return dealer.send([Buffer.alloc(0), header]);
-    const name = `${dir}/${++written}`;
-    fs.writeFileSync(name, image, { mode: 0o600, flag: 'wx' });
-    return dealer.send([Buffer.alloc(0), name]);
+    if (!files) return dealer.send([Buffer.alloc(0), header]);
+    const name = files.write(image);
+    if (!name) throw new Error('could not write the image to /dev/shm');
+    return dealer.send([Buffer.alloc(0), `${SHARED_BASE}/${name}`]);
   };
   const rows = new Map<number, number[]>();
   try {
@@ -71,8 +71,8 @@ async function measure(variant: Variant, count: number): Promise<Map<number, num
     }
   } finally {
     dealer.close();
-    await Promise.all(procs.map((p) => new Promise((resolve) => (p.once('exit', resolve), p.kill()))));
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? undefined : new Promise((resolve) => (p.once('exit', resolve), p.kill())))));
+    files?.close();
   }
   return rows;
 }

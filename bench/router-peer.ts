@@ -19,10 +19,15 @@ push.connect(next!);
 
 const files = mode === 'files';
 const own = files ? fs.mkdtempSync('/dev/shm/framepipe-chain-') : '';
-process.once('SIGTERM', () => {
+// Whichever way this ends — stopped by the bench, Ctrl-C in the terminal (the whole process
+// group gets SIGINT), or the bench process gone — the directory goes with it.
+const quit = () => {
   if (own) fs.rmSync(own, { recursive: true, force: true });
   process.exit(0);
-});
+};
+process.once('SIGTERM', quit);
+process.once('SIGINT', quit);
+process.once('disconnect', quit);
 let seq = 0;
 
 /** The client's file taken over: the header the forwarders pass on names where it went. */
