@@ -236,14 +236,16 @@ export function deleteParts(dir: unknown, job: number, files: readonly string[])
 /**
  * A client's image in shared memory (request header `shm`): `<dir>/<file>`, where `dir` is a
  * `framepipe-client-…` directory directly in /dev/shm that only its owner can open (0700), and
- * `file` a name in it that nobody else can guess (our clients: a random token per directory and a
- * counter). The prefix keeps a request from naming anything else there (another program's
+ * `file` a name in it that nobody else can guess (our clients: 96 random bits per file). The prefix keeps a request from naming anything else there (another program's
  * shared memory, ingest's own directories); the private directory keeps other users of the host
  * from listing the file names, so they cannot name a client's file in a request of their own;
  * the owner checks keep ingest from taking another user's files.
  */
 const CLIENT_DIR = /^framepipe-client-[A-Za-z0-9._-]{1,100}$/;
 const CLIENT_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** Our clients' file names: random bytes (hex), drawn for this many names at a time. */
+const NAME_BYTES = 12;
+const NAMES_PER_DRAW = 256;
 
 function clientPath(name: string): string {
   return `${SHARED_BASE}/${name}`;
@@ -356,37 +358,50 @@ function changed(from: string, st: fs.Stats, size: number): BadRequestError {
 
 /**
  * Client side of `shm`: one private directory per client (made on first use, removed by
- * close()), a new file in it per image (a random token per directory, then a counter). After a reply, remove() what ingest did
+ * close()), a new randomly named file in it per image. After a reply, remove() what ingest did
  * not take (a request answered before its job went in: OVERLOADED, SKIPPED, BAD_REQUEST).
  */
 export class ClientFiles {
   private dir?: string;
-  /** Secret part of every file name in `dir`, drawn once per directory. */
-  private token = '';
-  private written = 0;
+  /** Random bytes for file names, drawn NAMES_PER_DRAW names at a time. */
+  private pool = Buffer.alloc(0);
+  private used = 0;
 
   /** The request's `shm` name, or undefined when the image cannot be written (e.g. /dev/shm full): send it as a frame then. */
   write(bytes: Uint8Array): string | undefined {
     let name: string | undefined;
+    let fd: number | undefined;
     try {
-      if (!this.dir) {
-        // mkdtemp makes it 0700: nobody else can list the names inside.
-        this.dir = ClientFiles.makeDir();
-        this.token = randomBytes(12).toString('hex');
-      }
-      // The directory's name is public (anyone can list /dev/shm) and ingest takes any file
-      // there that a request names, so the file name is what keeps another client from naming
-      // this one's image: a random token, drawn once per directory (random bytes for every file
-      // cost the client more than the file's open), then a counter.
-      name = `${this.dir}/${this.token}-${(++this.written).toString(36)}`;
+      // mkdtemp makes it 0700: nobody else can list the names inside.
+      this.dir ??= ClientFiles.makeDir();
+      name = `${this.dir}/${this.randomName()}`;
       // wx: a new file, never one someone else made.
-      fs.writeFileSync(clientPath(name), bytes, { mode: 0o600, flag: 'wx' });
+      fd = fs.openSync(clientPath(name), 'wx', 0o600);
+      fs.writeFileSync(fd, bytes);
       return name;
-    } catch (err) {
-      // Never remove a file this call did not make (EEXIST: the name was taken).
-      if (name && (err as NodeJS.ErrnoException).code !== 'EEXIST') this.remove(name);
+    } catch {
+      // Only a file this call made (it opened it): never someone else's under the same name.
+      if (fd !== undefined) this.remove(name!);
       return undefined;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
     }
+  }
+
+  /**
+   * 96 random bits per file, in hex. The directory's name is public (anyone can list /dev/shm)
+   * and ingest takes any file there that a request names, so the file's name is what keeps
+   * another client from naming this one's image; and a name seen once (in a log, an error
+   * message) must say nothing of the next. Drawn in bulk: a randomBytes call per file cost the
+   * client more than the file's open.
+   */
+  private randomName(): string {
+    if (this.used + NAME_BYTES > this.pool.length) {
+      this.pool = randomBytes(NAME_BYTES * NAMES_PER_DRAW);
+      this.used = 0;
+    }
+    this.used += NAME_BYTES;
+    return this.pool.toString('hex', this.used - NAME_BYTES, this.used);
   }
 
   /**

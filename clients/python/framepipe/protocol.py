@@ -149,6 +149,7 @@ class SharedFiles:
 
     def _write(self, payload: bytes | memoryview) -> str | None:
         name = None
+        opened = False
         try:
             if self._dir is None or self._pid != os.getpid():
                 # A forked child gets a directory of its own: the parent's names the parent's pid.
@@ -157,6 +158,7 @@ class SharedFiles:
             name = f"{self._dir}/{secrets.token_hex(12)}"
             # O_EXCL: a new file, never one someone else made; 0600: only this user reads it.
             fd = os.open(os.path.join(SHARED_BASE, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            opened = True
             try:
                 view = memoryview(payload).cast("B")
                 while view:
@@ -165,7 +167,8 @@ class SharedFiles:
                 os.close(fd)
             return name
         except OSError:
-            if name is not None:
+            # Only a file this call made: never someone else's under the same name (O_EXCL refused).
+            if opened and name is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(SHARED_BASE, name))
             return None
