@@ -263,17 +263,28 @@ describe('gathering jobs into batches (runPipe, one process)', () => {
 });
 
 describe('the run loop itself', () => {
-  for (const batch of [
-    { maxSize: 1, maxWaitMs: 0 },
-    { maxSize: 3, maxWaitMs: 20 },
-  ]) {
-    test(`a failed job that cannot even be passed on costs that job only (batch.max_size ${batch.maxSize}): dropped, its slot back, its batch and the loop go on`, async () => {
+  for (const [batch, batched] of [
+    [{ maxSize: 1, maxWaitMs: 0 }, false],
+    [{ maxSize: 3, maxWaitMs: 20 }, false],
+    [{ maxSize: 3, maxWaitMs: 20 }, true],
+  ] as const) {
+    test(`a failed job that cannot even be passed on costs that job only (batch.max_size ${batch.maxSize}${batched ? ', processBatch' : ''}): dropped, its slot back, its batch and the loop go on`, async () => {
       const inner = new NoopProcessor('noop', true, 1e8);
+      const process = (job: Job) => (String(job.meta.id).startsWith('doom') ? Promise.reject(new BadImageError('not an image')) : inner.process(job));
+      const calls: number[] = [];
       const failing: StageProcessor = {
         name: 'failing',
         describe: () => ({}),
-        process: (job) => (String(job.meta.id).startsWith('doom') ? Promise.reject(new BadImageError('not an image')) : inner.process(job)),
+        process,
         close: () => Promise.resolve(),
+        ...(batched
+          ? {
+              processBatch: (jobs: Job[]) => {
+                calls.push(jobs.length);
+                return Promise.allSettled(jobs.map(process));
+              },
+            }
+          : {}),
       };
       // A bug in a stage's onFailure: the failure cannot be turned into something to pass on.
       const onFailure = (job: Job): Job => {
@@ -281,19 +292,23 @@ describe('the run loop itself', () => {
         return job;
       };
       const images = await pngs(3);
-      // Two slots and three doomed jobs: if a lost job kept its slot, stopped the loop or took
-      // the rest of its batch with it, the good jobs after it would never come out.
+      // Two slots and four doomed jobs (one failed upstream already): if a lost job kept its
+      // slot, stopped the loop or took the rest of its batch with it, the good jobs after it
+      // would never come out.
       const l = await loop(failing, batch, 2, undefined, onFailure);
-      const ids = ['doom1', 'a', 'doom2', 'b', 'doom3', 'c'];
-      for (const [i, id] of ids.entries()) await l.push.send(jobFrames(id, images[i % 3]));
+      const ids = ['doom1', 'a', 'doom2', 'b', 'doom3', 'c', 'doom4'];
+      for (const [i, id] of ids.entries()) {
+        const upstream = id === 'doom4' ? { error: { code: 'BAD_IMAGE' as const, message: 'failed in an earlier stage' } } : {};
+        await l.push.send(jobFrames(id, id === 'doom4' ? undefined : images[i % 3], upstream));
+      }
       await until('the three good jobs out', 5000, () => l.out.length === 3);
-      await until('the three doomed jobs dropped', 5000, () => l.dropped.length === 3);
+      await until('the four doomed jobs dropped', 5000, () => l.dropped.length === 4);
       const stats = await l.stop();
       assert.deepEqual(l.out.map((j) => j.meta.id).sort(), ['a', 'b', 'c']);
       // dropped() is how broker mode gives the replica's credit back.
-      assert.deepEqual([...l.dropped].sort(), ['doom1', 'doom2', 'doom3']);
-      assert.equal(stats.received, 6);
-      assert.equal(stats.failed, 3);
+      assert.deepEqual([...l.dropped].sort(), ['doom1', 'doom2', 'doom3', 'doom4']);
+      assert.deepEqual({ received: stats.received, failed: stats.failed, dropped: stats.dropped }, { received: 7, failed: 3, dropped: 4 });
+      if (batched) assert.ok(calls.some((n) => n > 1), `processBatch got several jobs at once (${calls.join(', ')})`);
     });
   }
 });

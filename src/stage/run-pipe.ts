@@ -42,7 +42,12 @@ export interface PipeStats {
   failed: number;
   expired: number;
   malformed: number;
+  /** Failed jobs whose failure could not be passed on either (a bug in onFailure). */
+  dropped: number;
 }
+
+/** What toFailure() gives for a job with nothing to pass on; never a processor's output. */
+const DROPPED: unique symbol = Symbol('dropped');
 
 const NO_BATCH: BatchOptions = { maxSize: 1, maxWaitMs: 0 };
 
@@ -62,7 +67,7 @@ const NO_BATCH: BatchOptions = { maxSize: 1, maxWaitMs: 0 };
 export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats> {
   const { input, processor, emit, onFailure, log } = options;
   const batching = options.batch ?? NO_BATCH;
-  const stats: PipeStats = { received: 0, done: 0, failed: 0, expired: 0, malformed: 0 };
+  const stats: PipeStats = { received: 0, done: 0, failed: 0, expired: 0, malformed: 0, dropped: 0 };
   // Batches in flight, and the intake loop's wake-up when one ends: a counter, not a set of
   // promises raced for each job (a race adds a reaction to every pending batch, each time).
   let active = 0;
@@ -112,8 +117,8 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     return job;
   };
 
-  const pass = async (out: Out | undefined, job: Job): Promise<void> => {
-    if (out === undefined) return;
+  const pass = async (out: Out | typeof DROPPED, job: Job): Promise<void> => {
+    if (out === DROPPED) return;
     job.meta.handoff = epochMs();
     try {
       await emit(out);
@@ -129,26 +134,28 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
   };
 
   /**
-   * onFailure(job), or undefined when even that throws (a bug): then nothing can be passed on, so
+   * onFailure(job), or DROPPED when even that throws (a bug): then nothing can be passed on, so
    * the job ends here like an expired one (the ingest's deadline answers the client, broker mode
    * gets the credit back) and the jobs beside it in its batch go on.
    */
-  const toFailure = (job: Job): Out | undefined => {
+  const toFailure = (job: Job): Out | typeof DROPPED => {
     try {
       return onFailure(job);
     } catch (err) {
       const meta = job.meta;
+      // Counted once already (error or passed); the error log is what says it went nowhere.
+      stats.dropped++;
       log.error({ job: meta.job, id: meta.id, err: errorText(err) }, 'could not pass a failed job on; dropped');
       // As for an expired job: nothing will reach ingest for it, so its files go here.
       if (meta.written) deleteParts(meta.shm, meta.job, meta.written);
       const frames = framesOf.get(job);
       if (frames) options.dropped?.(frames);
-      return undefined;
+      return DROPPED;
     }
   };
 
   /** The job's error travels on; its image does not. */
-  const failed = (job: Job, err: unknown, t0: number): Out | undefined => {
+  const failed = (job: Job, err: unknown, t0: number): Out | typeof DROPPED => {
     const meta = job.meta;
     stats.failed++;
     meta.error = toWireError(err);
@@ -173,7 +180,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
   const loop = async (jobs: Job[], t0: number): Promise<void> => {
     for (const job of jobs) {
       m?.inflight.inc();
-      let out: Out | undefined;
+      let out: Out | typeof DROPPED;
       try {
         out = await processor.process(job);
         succeeded(job, t0);
@@ -306,7 +313,12 @@ export function passJob(job: Job): Job {
   return job;
 }
 
-/** A thrown value's message, whatever was thrown (null and strings included). */
+/** A thrown value's message, whatever was thrown (null, strings, objects without a prototype). */
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  if (err instanceof Error) return err.message;
+  try {
+    return String(err);
+  } catch {
+    return Object.prototype.toString.call(err);
+  }
 }
