@@ -7,5 +7,7 @@ const pull = new zmq.Pull({ linger: 0 });
 const push = new zmq.Push({ linger: 0 });
 await pull.bind(from!);
 push.connect(to!);
+// Gone with the bench, however it ended.
+process.once('disconnect', () => process.exit(0));
 process.send!({ ready: true });
 for await (const msg of pull) await push.send(msg);

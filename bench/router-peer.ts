@@ -21,13 +21,18 @@ const files = mode === 'files';
 const own = files ? fs.mkdtempSync('/dev/shm/framepipe-chain-') : '';
 // Whichever way this ends — stopped by the bench, Ctrl-C in the terminal (the whole process
 // group gets SIGINT), or the bench process gone — the directory goes with it.
-const quit = () => {
+const quit = (code: number) => {
   if (own) fs.rmSync(own, { recursive: true, force: true });
-  process.exit(0);
+  process.exit(code);
 };
-process.once('SIGTERM', quit);
-process.once('SIGINT', quit);
-process.once('disconnect', quit);
+process.once('SIGTERM', () => quit(0));
+process.once('SIGINT', () => quit(0));
+process.once('disconnect', () => quit(0));
+// A failed file operation is a bug in this bench: say so, and still leave nothing behind.
+process.once('uncaughtException', (err) => {
+  console.error(err);
+  quit(1);
+});
 let seq = 0;
 
 /** The client's file taken over: the header the forwarders pass on names where it went. */
