@@ -123,6 +123,26 @@ describe('stopping', () => {
     assert.ok(await waitGone(second.pids, 10_000));
   });
 
+  test('a stage that gets SIGINT and then SIGTERM (Ctrl-C, then the launcher) stops once and says so once', async () => {
+    const sets = (await transportSets()).flatMap((s) => ['--set', s]);
+    // OCR's classify: closing its recognizer workers takes long enough for the second signal to
+    // arrive while it stops.
+    const child = spawn(process.execPath, ['--import', tsx, stageFile('classify'), '--profile', 'ocr', ...sets], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const t0 = Date.now();
+    while (!out.includes('"msg":"classify ready"') && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(out.includes('"msg":"classify ready"'), out);
+    child.kill('SIGINT');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, out);
+    const lines = out.split('\n');
+    assert.equal(lines.filter((line) => line.includes('"msg":"stopping"')).length, 1, out);
+    assert.equal(lines.filter((line) => line.includes('"msg":"classify stopped"')).length, 1, out);
+  });
+
   test('SIGKILL of the launcher leaves no orphan stage behind', async () => {
     const sets = (await transportSets()).flatMap((s) => ['--set', s]);
     const run = await startCli(['--profile', 'noop', ...sets]);

@@ -63,10 +63,16 @@ export function setupStage(stage: ProcessName, argv: string[] = process.argv): S
   };
 
   const onSignal = (signal: string) => {
+    // Ctrl-C reaches every process of the group and the launcher then sends SIGTERM as well:
+    // the second one changes nothing, so it is not news.
+    if (stop.signal.aborted) {
+      log.debug({ signal }, 'already stopping');
+      return;
+    }
     log.info({ signal }, 'stopping');
     stop.abort();
-    // A second signal, or a stuck cleanup, must still end the process (once no inference call
-    // is mid-way in a worker thread: ending one there aborts the process, src/exit-guard.ts).
+    // A stuck cleanup must still end the process (once no inference call is mid-way in a
+    // worker thread: ending one there aborts the process, src/exit-guard.ts).
     setTimeout(() => exitWhenIdle(code130(signal)), 10_000).unref();
   };
   process.once('SIGINT', () => onSignal('SIGINT'));
