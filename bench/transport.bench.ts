@@ -4,8 +4,9 @@
 import * as zmq from 'zeromq';
 import { freePorts } from '../src/transport/ports.js';
 import { benchPipeline, noiseJpeg, summarize, table, type ChartSeries, type Scenario } from './lib.js';
-import { BestOf, CPU_NOTE, hopSection, pipelineSeries, roundsNote, sweepPipeline, sweepTable, withCpu, type PipelineSweep } from './sweep.js';
+import { BestOf, CPU_NOTE, hopSection, pipelineSeries, roundsNote, sweepPipeline, sweepTable, withCpu, type PipelineSweep, type SweepRow } from './sweep.js';
 import { memoryMiB } from './proc-stats.js';
+import { chainFloor } from './chain-floor.js';
 
 async function echoLockstep(payload: Buffer, count: number) {
   const [port] = await freePorts(1);
@@ -45,12 +46,30 @@ async function jpegOfSize(bytes: number): Promise<Buffer> {
   return jpeg;
 }
 
+/**
+ * The floor of the client-shm path in this round: five bare zeromq.js processes doing only the
+ * same file handover (bench/chain-floor.ts), one at a time and 16 in flight, as rows of the table
+ * (ROUTER in ingest's column, the forwarders in detect's, classify's and sink's).
+ */
+async function floorRows(payload: Buffer, size: string, n: number): Promise<SweepRow[]> {
+  const windows = await chainFloor('files', [1, 16], n, payload.length);
+  return windows.map((w) => {
+    const [detect, classify, sink] = w.cpuUs.forwarders;
+    const us = { ingest: w.cpuUs.router, detect: detect!, classify: classify!, sink: sink!, client: w.cpuUs.client };
+    return {
+      ...summarize(w.window, w.latencies, 0, w.latencies.length / w.perSecond),
+      system: `bare floor, client shm, ${size}`,
+      cpuPerImage: Object.fromEntries(Object.entries(us).map(([k, v]) => [k, v / 1e6])),
+    };
+  });
+}
+
 const kb = (n: number) => (n >= 1_000_000 ? `${(n / 1_000_000).toFixed(2)} MB` : `${(n / 1000).toFixed(0)} KB`);
 
 const scenario: Scenario = {
   name: 'transport',
   description:
-    'noop profile (no models, no decode; detect and classify concurrency 8) through ingest → detect → classify → sink at client concurrency 1–16, against a bare ZeroMQ REQ/REP echo (lock-step, one process) of the same bytes: random-pixel JPEGs of about 10 KB, 100 KB and 1 MB. "pipeline" rows run with the default `transport.shared_memory: auto` (on these loopback hops, images of 64 KiB and more go through /dev/shm and only their names travel; 10 KB rides in the messages either way); "client shm" rows are the same pipeline with the client on this host handing each image over as a file in /dev/shm (request header `shm`: the client writes the file, ingest moves it into its directory, and no image byte crosses a socket; the file write is counted in the client CPU column and in the latency); "shm off" rows are the same pipeline with `transport.shared_memory=off`, every hop carrying the bytes, run in the same rounds.',
+    'noop profile (no models, no decode; detect and classify concurrency 8) through ingest → detect → classify → sink at client concurrency 1–16, against a bare ZeroMQ REQ/REP echo (lock-step, one process) of the same bytes: random-pixel JPEGs of about 10 KB, 100 KB and 1 MB. "pipeline" rows run with the default `transport.shared_memory: auto` (on these loopback hops, images of 64 KiB and more go through /dev/shm and only their names travel; 10 KB rides in the messages either way); "client shm" rows are the same pipeline with the client on this host handing each image over as a file in /dev/shm (request header `shm`: the client writes the file, ingest moves it into its directory, and no image byte crosses a socket; the file write is counted in the client CPU column and in the latency); "shm off" rows are the same pipeline with `transport.shared_memory=off`, every hop carrying the bytes, run in the same rounds; "bare floor, client shm" rows (64 KiB and up, concurrency 1 and 16) are five bare zeromq.js processes in the same topology doing only the client-shm path\'s file handover and nothing else of framepipe, also in the same rounds: the floor under the client shm rows.',
   async run({ quick }) {
     const targets = [10_000, 100_000, 1_000_000];
     const payloads = await Promise.all(targets.map(jpegOfSize));
@@ -70,6 +89,7 @@ const scenario: Scenario = {
           if (payload.length >= 65_536) {
             keep.add((await sweepPipeline(pipeline, [payload], { system: `pipeline, client shm, ${size}`, count: () => n, sharedMemory: true })).rows);
             keep.add((await sweepPipeline(bytesPipeline, [payload], { system: `pipeline, shm off, ${size}`, count: () => n })).rows);
+            keep.add(await floorRows(payload, size, n));
           }
           // Both ends in the bench process: its CPU is the echo's whole cost.
           keep.add([await withCpu(`REQ/REP echo, ${size}`, () => echoLockstep(payload, n))]);
@@ -85,7 +105,7 @@ const scenario: Scenario = {
       const markdown = [
         sweepTable(keep.all()),
         '',
-        `${roundsNote(rounds)} ${CPU_NOTE} The REQ/REP echo is lock-step (one in flight), both ends in the bench process: its CPU is the "total CPU" column.`,
+        `${roundsNote(rounds)} ${CPU_NOTE} The REQ/REP echo is lock-step (one in flight), both ends in the bench process: its CPU is the "total CPU" column. "bare floor, client shm" rows: five bare zeromq.js processes in the pipeline's topology doing only the client-shm path's file handover (the client's file write with framepipe's ClientFiles; lstat, rename, lstat and unlink at an ingest-like ROUTER) and passing a 300-byte header, nothing else of framepipe (bench/chain-floor.ts, as the chain scenario) — the ROUTER in the ingest column, the three forwarders in detect, classify and sink.`,
         '',
         `Where a request's time goes at ${hundred[0]} (last round; ms; parts from the replies' \`timings_ms\`, client part = round trip − \`total\`):`,
         '',
