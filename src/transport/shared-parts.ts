@@ -236,10 +236,11 @@ export function deleteParts(dir: unknown, job: number, files: readonly string[])
 /**
  * A client's image in shared memory (request header `shm`): `<dir>/<file>`, where `dir` is a
  * `framepipe-client-…` directory directly in /dev/shm that only its owner can open (0700), and
- * `file` a name in it that nobody else can guess (our clients: 96 random bits per file). The prefix keeps a request from naming anything else there (another program's
- * shared memory, ingest's own directories); the private directory keeps other users of the host
- * from listing the file names, so they cannot name a client's file in a request of their own;
- * the owner checks keep ingest from taking another user's files.
+ * `file` a name in it that nobody else can guess (our clients: 96 random bits per file). The
+ * prefix keeps a request from naming anything else there (another program's shared memory,
+ * ingest's own directories); the private directory keeps other users of the host from listing
+ * the file names, so they cannot name a client's file in a request of their own; the owner
+ * checks keep ingest from taking another user's files.
  */
 const CLIENT_DIR = /^framepipe-client-[A-Za-z0-9._-]{1,100}$/;
 const CLIENT_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
