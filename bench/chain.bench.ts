@@ -5,7 +5,7 @@
 // it (the client writes a file, the ROUTER takes it over and deletes it after the reply).
 // What framepipe's own per-job work adds shows against `transport` (client shm rows) and `stage`.
 import { chainFloor, type FloorMode } from './chain-floor.js';
-import { table, type Scenario } from './lib.js';
+import { median, table, type Scenario } from './lib.js';
 
 const WINDOWS = [1, 8, 16];
 
@@ -39,7 +39,6 @@ const scenario: Scenario = {
         runs.set(variant.name, list);
       }
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const rows: (string | number)[][] = [];
     for (const variant of VARIANTS) {
       for (const window of WINDOWS) {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expandImages } from '../src/cli/files.js';
 import { packageRoot } from '../src/config/load.js';
-import { benchPipeline, offerLoad, table, type Scenario } from './lib.js';
+import { benchPipeline, median, offerLoad, table, type Scenario } from './lib.js';
 
 const sharedModels = path.resolve(packageRoot, '../shared/models');
 const sharedImages = path.resolve(packageRoot, '../shared/images');
@@ -17,11 +17,6 @@ const SETTINGS: { label: string; sets: string[] }[] = [
   { label: 'detect.model.workers=1 (detector in a worker thread, 2 jobs at once)', sets: ['detect.model.workers=1'] },
 ];
 const CONCURRENCY = 8;
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const scenario: Scenario = {
   name: 'detect-settings',

@@ -11,7 +11,7 @@ import { encodeJob, epochMs, type Job } from '../src/protocol/job.js';
 import { freePorts } from '../src/transport/ports.js';
 import { PartStore } from '../src/transport/shared-parts.js';
 import { cpuSeconds } from './proc-stats.js';
-import { keepInFlight, table, type Scenario } from './lib.js';
+import { keepInFlight, median, table, type Scenario } from './lib.js';
 
 const HEADER_ONLY = new PartStore(Number.MAX_SAFE_INTEGER, 'ingest');
 
@@ -119,7 +119,6 @@ const scenario: Scenario = {
         }
       }
     }
-    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
     for (const window of [1, 8]) {
       const stage = results.get(`detect stage (noop)|${window}`)!;
       const bare = results.get(`bare forwarder|${window}`)!;

@@ -83,8 +83,18 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
     ended();
     log.error({ err: errorText(err) }, 'job handling failed');
   };
-  // Each job's message, for dropped() when a job ends with nothing passed on.
+  // Each job's message, for dropped() when a job ends with nothing passed on (broker mode only).
   const framesOf = new WeakMap<Job, Buffer[]>();
+  /**
+   * A job ends here with nothing passed on (expired, or its failure cannot be passed on): nothing
+   * will reach ingest for it, so the files stages wrote for it go here, and broker mode gets the
+   * replica's credit back.
+   */
+  const endHere = (job: Job, frames: Buffer[] | undefined): void => {
+    const meta = job.meta;
+    if (meta.written) deleteParts(meta.shm, meta.job, meta.written);
+    if (frames) options.dropped?.(frames);
+  };
   const oneEnds = () => new Promise<void>((resolve) => (slotFree = resolve));
   // Undefined when metrics are off: then each hook below is one check.
   const m = meters();
@@ -102,18 +112,16 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       options.dropped?.(frames);
       return undefined;
     }
-    framesOf.set(job, frames);
     const meta = job.meta;
     if (!meta.error && Date.now() > meta.deadline) {
       // Ingest has already answered TIMEOUT; doing the work would only delay live requests.
-      // Nothing will reach ingest for it, so the files stages wrote for it go here.
-      if (meta.written) deleteParts(meta.shm, meta.job, meta.written);
       stats.expired++;
       m?.jobs.inc({ outcome: 'expired' });
       log.debug({ job: meta.job, id: meta.id }, 'dropped expired job');
-      options.dropped?.(frames);
+      endHere(job, frames);
       return undefined;
     }
+    if (options.dropped) framesOf.set(job, frames);
     return job;
   };
 
@@ -146,10 +154,7 @@ export async function runPipe<Out>(options: PipeOptions<Out>): Promise<PipeStats
       // Counted once already (error or passed); the error log is what says it went nowhere.
       stats.dropped++;
       log.error({ job: meta.job, id: meta.id, err: errorText(err) }, 'could not pass a failed job on; dropped');
-      // As for an expired job: nothing will reach ingest for it, so its files go here.
-      if (meta.written) deleteParts(meta.shm, meta.job, meta.written);
-      const frames = framesOf.get(job);
-      if (frames) options.dropped?.(frames);
+      endHere(job, framesOf.get(job));
       return DROPPED;
     }
   };
