@@ -1,4 +1,18 @@
 import type * as zmq from 'zeromq';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
+/** What the writer needs of a socket: zeromq.js's `send`, plus whether it is closed and how long a send may wait. */
+export type WritableSocket = zmq.Writable & { readonly closed: boolean };
+
+/**
+ * Times one message is sent again after a spurious EAGAIN. zeromq.js checks ZMQ_EVENTS for
+ * POLLOUT and then sends with ZMQ_DONTWAIT; if libzmq's I/O thread drops the only pipe in between
+ * (a peer gone, a failed CURVE handshake), the send fails with EAGAIN although the socket's send
+ * timeout says "wait" — seen in CI as a plain client's request rejected after 7 ms instead of
+ * timing out. The next try finds no POLLOUT and waits properly, so one is enough; the bound only
+ * keeps a socket that goes on saying POLLOUT and then EAGAIN from spinning.
+ */
+const EAGAIN_RETRIES = 3;
 
 /**
  * The single writer of one socket. zeromq.js allows one pending send() per socket (a second
@@ -12,7 +26,7 @@ export class SocketWriter {
   private closed = false;
 
   constructor(
-    private readonly socket: zmq.Writable,
+    private readonly socket: WritableSocket,
     /** Messages waiting here at most (on top of the socket's own ZMQ_SNDHWM). */
     readonly capacity: number,
   ) {}
@@ -57,7 +71,7 @@ export class SocketWriter {
     while (this.queue.length > 0) {
       const item = this.queue[0]!;
       try {
-        await this.socket.send(item.frames);
+        await this.sendOne(item.frames);
         item.done();
       } catch (err) {
         item.done(err);
@@ -65,5 +79,25 @@ export class SocketWriter {
       this.queue.shift();
     }
     this.pumping = false;
+  }
+
+  private async sendOne(frames: Buffer[]): Promise<void> {
+    const started = Date.now();
+    for (let retries = 0; ; retries++) {
+      try {
+        return await this.socket.send(frames);
+      } catch (err) {
+        // A spent send timeout and a socket closed under the send also read EAGAIN. libuv's timer
+        // may fire a millisecond before Date.now() says the timeout is up, hence the half.
+        const timeout = this.socket.sendTimeout;
+        const spurious =
+          (err as { code?: unknown }).code === 'EAGAIN' &&
+          !this.closed &&
+          !this.socket.closed &&
+          (timeout < 0 || Date.now() - started < timeout / 2);
+        if (!spurious || retries >= EAGAIN_RETRIES) throw err;
+        await nextTurn();
+      }
+    }
   }
 }
