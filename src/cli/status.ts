@@ -3,20 +3,24 @@ import { Collector, type ProcessRow } from '../dashboard/collector.js';
 import { Cmd, type BrokerStatus } from '../transport/broker-protocol.js';
 import type { StageKeys } from '../security/keys.js';
 import { connectHop } from '../transport/sockets.js';
+import { sendPatiently } from '../transport/writer.js';
 
 /** Asks a broker (at its ingest endpoint) for its table of live peers. */
 export async function fetchStatus(endpoint: string, timeoutMs: number, curve?: StageKeys): Promise<BrokerStatus> {
   const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: timeoutMs, sendTimeout: timeoutMs });
   // With security.stages, the broker lets in only holders of the pipeline's key pair.
   connectHop(dealer, endpoint, curve);
+  const noAnswer = () => new Error(`no answer from a broker at ${endpoint} within ${timeoutMs} ms (is it running, in broker mode?)`);
   try {
-    await dealer.send([Cmd.STATUS]);
+    await sendPatiently(dealer, [Buffer.from(Cmd.STATUS)]).catch(() => {
+      throw noAnswer();
+    });
     for (;;) {
       let frames: Buffer[];
       try {
         frames = await dealer.receive();
       } catch {
-        throw new Error(`no answer from a broker at ${endpoint} within ${timeoutMs} ms (is it running, in broker mode?)`);
+        throw noAnswer();
       }
       if (frames[0]?.toString() === Cmd.STATUS) return JSON.parse(frames[1]!.toString()) as BrokerStatus;
     }

@@ -2,6 +2,7 @@ import * as zmq from 'zeromq';
 import { decodeReply, encodeHeader } from '../protocol/request.js';
 import type { Reply } from '../protocol/types.js';
 import { ClientTimeoutError, curveSocketOptions, type CurveClientOptions, type InferOptions } from './client.js';
+import { sendPatiently } from '../transport/writer.js';
 
 export interface ReqClientOptions extends CurveClientOptions {
   /** Time to wait for each attempt's reply, ms. */
@@ -37,7 +38,8 @@ export class ReqClient {
       const socket = this.open(timeoutMs);
       const id = ++this.seq;
       try {
-        await socket.send([encodeHeader({ ...fields, id, timeout_ms: timeoutMs }), image]);
+        // A spurious EAGAIN (a pipe dropped under the send) must not count as a timed-out attempt.
+        await sendPatiently(socket, [encodeHeader({ ...fields, id, timeout_ms: timeoutMs }), image]);
         const [frame] = await socket.receive();
         const reply = decodeReply(frame!);
         if (reply.id === id) return reply;

@@ -6,13 +6,36 @@ export type WritableSocket = zmq.Writable & { readonly closed: boolean };
 
 /**
  * Times one message is sent again after a spurious EAGAIN. zeromq.js checks ZMQ_EVENTS for
- * POLLOUT and then sends with ZMQ_DONTWAIT; if libzmq's I/O thread drops the only pipe in between
- * (a peer gone, a failed CURVE handshake), the send fails with EAGAIN although the socket's send
+ * POLLOUT and then sends with ZMQ_DONTWAIT — at once, or a loop turn later once 512 sends in a
+ * row went through synchronously; if libzmq drops the only pipe in between (a failed CURVE
+ * handshake, a peer gone, a disconnect), the send fails with EAGAIN although the socket's send
  * timeout says "wait" — seen in CI as a plain client's request rejected after 7 ms instead of
  * timing out. The next try finds no POLLOUT and waits properly, so one is enough; the bound only
  * keeps a socket that goes on saying POLLOUT and then EAGAIN from spinning.
  */
 const EAGAIN_RETRIES = 3;
+
+/**
+ * `socket.send(frames)`, sent again when it fails with an EAGAIN that is not what the socket's
+ * options ask for (see EAGAIN_RETRIES). A spent send timeout and a socket closed under the send
+ * also read EAGAIN; those, and every other error, are thrown as they are. `givenUp`: the caller
+ * no longer wants the message sent (its own close).
+ */
+export async function sendPatiently(socket: WritableSocket, frames: Buffer[], givenUp: () => boolean = () => false): Promise<void> {
+  const started = performance.now();
+  for (let retries = 0; ; retries++) {
+    try {
+      return await socket.send(frames);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EAGAIN' || retries >= EAGAIN_RETRIES || givenUp() || socket.closed) throw err;
+      // Read only now: the option of a closed socket throws. libuv's timers run on the loop's
+      // cached clock and may fire early by a busy turn's length, hence the half.
+      const timeout = socket.sendTimeout;
+      if (timeout >= 0 && performance.now() - started >= timeout / 2) throw err;
+      await nextTurn();
+    }
+  }
+}
 
 /**
  * The single writer of one socket. zeromq.js allows one pending send() per socket (a second
@@ -24,6 +47,7 @@ export class SocketWriter {
   private readonly queue: { frames: Buffer[]; done: (err?: unknown) => void }[] = [];
   private pumping = false;
   private closed = false;
+  private readonly givenUp = () => this.closed;
 
   constructor(
     private readonly socket: WritableSocket,
@@ -71,7 +95,7 @@ export class SocketWriter {
     while (this.queue.length > 0) {
       const item = this.queue[0]!;
       try {
-        await this.sendOne(item.frames);
+        await sendPatiently(this.socket, item.frames, this.givenUp);
         item.done();
       } catch (err) {
         item.done(err);
@@ -79,25 +103,5 @@ export class SocketWriter {
       this.queue.shift();
     }
     this.pumping = false;
-  }
-
-  private async sendOne(frames: Buffer[]): Promise<void> {
-    const started = Date.now();
-    for (let retries = 0; ; retries++) {
-      try {
-        return await this.socket.send(frames);
-      } catch (err) {
-        // A spent send timeout and a socket closed under the send also read EAGAIN. libuv's timer
-        // may fire a millisecond before Date.now() says the timeout is up, hence the half.
-        const timeout = this.socket.sendTimeout;
-        const spurious =
-          (err as { code?: unknown }).code === 'EAGAIN' &&
-          !this.closed &&
-          !this.socket.closed &&
-          (timeout < 0 || Date.now() - started < timeout / 2);
-        if (!spurious || retries >= EAGAIN_RETRIES) throw err;
-        await nextTurn();
-      }
-    }
   }
 }
