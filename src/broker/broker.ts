@@ -440,6 +440,10 @@ export class Broker {
     const { heartbeat_ms, liveness } = this.config.broker;
     const now = Date.now();
     const dt = Math.max(1, now - this.lastTick) / 1000;
+    // The broker itself was stalled (a host pause, GC, SIGSTOP) if this tick is a beat late: then
+    // the peers' heartbeats are waiting unread in its socket — Node runs due timers before it
+    // reads sockets — and silence says nothing about them. Judge them next tick, once read.
+    const stalled = now - this.lastTick > heartbeat_ms * 2;
     this.lastTick = now;
     this.held.sweep(now, 60_000);
     this.dropExpired(now);
@@ -448,7 +452,7 @@ export class Broker {
     for (const hop of HOPS) this.dispatch(hop);
     for (const [point, peers] of this.peers) {
       for (const [key, p] of peers) {
-        if (now - p.lastSeen > heartbeat_ms * liveness) {
+        if (!stalled && now - p.lastSeen > heartbeat_ms * liveness) {
           peers.delete(key);
           this.log.warn({ point, peer: key, silentMs: now - p.lastSeen }, 'peer stopped heart-beating; out of dispatch');
           if (point !== 'ingest') this.requeue(point, key);
