@@ -43,7 +43,8 @@ describe('the launcher restarts stages', () => {
       await waitFor('detect restarted', 30_000, () => /detect restarted \(pid \d+\)/.test(out));
       const newPid = Number(/detect restarted \(pid (\d+)\)/.exec(out)![1]);
       const atRestart = load.replies;
-      await sleep(1500);
+      // Requests go on after the restart (a wait, not a rate: the host may be slow).
+      await waitFor('50 more replies after the restart', 15_000, () => load.replies - atRestart > 50);
       const r = await load.finish(9000);
       t.diagnostic(formatCounted(r));
       assert.match(out, /detect \(pid \d+\) killed by SIGKILL after [\d.]+ s; restarting in 0\.2 s/);
@@ -51,7 +52,6 @@ describe('the launcher restarts stages', () => {
       // The jobs that died with detect are sent again by ingest once the launcher reports the restart.
       assert.equal(r.ok, r.sent, `every request succeeded: ${formatCounted(r)}`);
       assert.equal(r.duplicates, 0);
-      assert.ok(load.replies - atRestart > 50, `requests continue after the restart (${load.replies - atRestart} more replies)`);
       child.kill('SIGTERM');
       assert.equal(await exited, 0, out);
       await waitFor('every stage gone, the new detect too', 10_000, () => [...Object.values(pids), newPid].every((p) => !alive(p)));
