@@ -12,7 +12,9 @@ import { header, reqOnce, startPipeline, transportSets, type TestPipeline } from
 import { freeMetricsBase, getText, sample } from './metrics-helpers.js';
 
 const image = Buffer.from('x');
-const DELAY = 200;
+// Long enough that a burst's sends all reach ingest while its first frame is still in detect,
+// even on a loaded machine.
+const DELAY = 400;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Received {
@@ -60,6 +62,14 @@ class Probe {
     return this.replies.get(id)!.reply;
   }
 
+  /** Waits for the reply to `id` (failing after `ms`): an event to sequence on, not a sleep. */
+  async waitFor(id: string, ms = 10_000): Promise<Reply> {
+    const until = Date.now() + ms;
+    while (Date.now() < until && !this.replies.has(id)) await sleep(5);
+    assert.ok(this.replies.has(id), `no reply for ${id} within ${ms} ms`);
+    return this.get(id);
+  }
+
   close(): void {
     this.dealer.close();
     void this.loop;
@@ -68,7 +78,7 @@ class Probe {
 
 const code = (r: Reply) => (r.ok ? 'ok' : isSkipped(r) ? 'SKIPPED' : r.error.code);
 
-describe('latest-frame mode, limits.latest_inflight=1 (noop, detect 200 ms a frame, 4 at a time)', () => {
+describe('latest-frame mode, limits.latest_inflight=1 (noop, detect 400 ms a frame, 4 at a time)', () => {
   let pipe: TestPipeline;
   let metricsBase: number;
   before(async () => {
@@ -104,9 +114,11 @@ describe('latest-frame mode, limits.latest_inflight=1 (noop, detect 200 ms a fra
       const newest = probe.get('b-9');
       assert.ok(newest.ok);
       assert.equal(newest.frame, 9);
-      // It waited in the box for b-0 to be answered: about one detect delay at ingest.
+      // It waited in the box for b-0 to be answered: b-0 spent at least DELAY in detect, less the
+      // time b-9 was sent after b-0 (measured here, so a slow send loop does not count against it).
       const boxed = newest.timings_ms.ingest_wait!;
-      assert.ok(boxed >= DELAY * 0.7, `ingest_wait ${boxed} ms ≈ ${DELAY}`);
+      const sentAfter = probe.sentAt.get('b-9')! - probe.sentAt.get('b-0')!;
+      assert.ok(boxed >= DELAY * 0.75 - sentAfter, `ingest_wait ${boxed} ms ≈ ${DELAY} - ${sentAfter.toFixed(0)} ms`);
       assert.ok(!('ingest_wait' in (probe.get('b-0') as { timings_ms: object }).timings_ms), 'b-0 went straight in');
     } finally {
       probe.close();
@@ -143,12 +155,17 @@ describe('latest-frame mode, limits.latest_inflight=1 (noop, detect 200 ms a fra
     try {
       await probe.send({ id: 't-0', stream: 'tmo', frame: 0, latest: true });
       await probe.send({ id: 't-1', stream: 'tmo', frame: 1, latest: true, timeout_ms: 60 });
-      await sleep(120);
+      // t-2 only once t-1 has been answered, so that ingest cannot read both together (t-1 would be SKIPPED).
+      assert.equal(code(await probe.waitFor('t-1')), 'TIMEOUT');
       await probe.send({ id: 't-2', stream: 'tmo', frame: 2, latest: true });
       await probe.settle(['t-0', 't-1', 't-2']);
       assert.deepEqual(['t-0', 't-1', 't-2'].map((id) => code(probe.get(id))), ['ok', 'TIMEOUT', 'ok']);
       // The box's own timer answered it, not a late result: well before t-0 came back.
       assert.ok(probe.replies.get('t-1')!.at < probe.replies.get('t-0')!.at);
+      // The emptied box took t-2 (it waited there for t-0), rather than t-2 going straight in.
+      const t2 = probe.get('t-2');
+      assert.ok(t2.ok && t2.timings_ms.ingest_wait !== undefined, 't-2 waited in the box');
+      assert.ok(probe.replies.get('t-2')!.at > probe.replies.get('t-0')!.at, 't-2 processed after t-0');
     } finally {
       probe.close();
     }
@@ -201,14 +218,19 @@ describe('latest-frame mode, limits.latest_inflight=2', () => {
         await sleep(20);
       }
       await probe.settle(ids);
-      // Each processed frame was in the pipeline from send + ingest_wait until its reply arrived
-      // (a little less at both ends, for transit): count how many such intervals overlap.
+      // Each processed frame was in the pipeline from ingest_wait until the sink finished it
+      // (timings_ms.total), both measured by the stages from when ingest accepted it. Placed on
+      // this clock by its send time, each is off only by its own trip to ingest; TRIM at both
+      // ends absorbs up to 2 × TRIM of difference between two frames' trips. A third frame in
+      // flight would overlap the other two for about DELAY - 40 ms, far more than 2 × TRIM.
+      const TRIM = 100;
       const spans: [number, number][] = [];
       for (const id of ids) {
         const r = probe.get(id);
         if (!r.ok) continue;
-        const start = probe.sentAt.get(id)! + (r.timings_ms.ingest_wait ?? 0) + 5;
-        spans.push([start, probe.replies.get(id)!.at - 5]);
+        const sent = probe.sentAt.get(id)!;
+        assert.equal(typeof r.timings_ms.total, 'number', `${id} reports timings_ms.total`);
+        spans.push([sent + (r.timings_ms.ingest_wait ?? 0) + TRIM, sent + r.timings_ms.total! - TRIM]);
       }
       let most = 0;
       for (const [s] of spans) most = Math.max(most, spans.filter(([a, b]) => a <= s && s < b).length);
@@ -230,7 +252,10 @@ describe('latest-frame mode and the ways a pipeline ends or restarts', () => {
     try {
       const ids = Array.from({ length: 5 }, (_, i) => `d-${i}`);
       for (let i = 0; i < ids.length; i++) await probe.send({ id: ids[i], stream: 'drain', frame: i, latest: true });
-      await sleep(50);
+      // d-3 is answered SKIPPED when d-4 is read: only then is every frame in (a frame read after
+      // SIGTERM would get OVERLOADED instead).
+      assert.equal(code(await probe.waitFor('d-3')), 'SKIPPED');
+      assert.ok(!probe.replies.has('d-0'), 'd-0 still in flight when SIGTERM is sent');
       pipeline.procs.find((p) => p.stage === 'ingest')!.child.kill('SIGTERM');
       await probe.settle(ids);
       // The drain lets the frame in flight finish, then the boxed one goes in and finishes too.

@@ -184,22 +184,38 @@ describe('return path with two ingests', () => {
 
 describe('ingest shutdown', () => {
   test('SIGTERM while requests are in flight: each gets its result, and one sent during the drain gets OVERLOADED', async () => {
-    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: [...(await transportSets()), 'detect.model.delay_ms=400'] }, stdio: 'pipe' });
+    // The three are in detect together for 1 s: from SIGTERM on, the drain lasts about that long
+    // (well inside its 2 s grace), and `late` must land within it.
+    const pipeline = await launchPipeline({ flags: { profile: 'noop', set: [...(await transportSets()), 'detect.model.delay_ms=1000', 'detect.concurrency=3'] }, stdio: 'pipe' });
+    const ingest = pipeline.procs.find((p) => p.stage === 'ingest')!;
     const dealer = new zmq.Dealer({ linger: 0 });
     dealer.connect(pipeline.endpoint);
-    try {
-      for (let i = 0; i < 3; i++) await dealer.send([header({ id: `in-${i}` }), Buffer.from('x')]);
-      await new Promise((r) => setTimeout(r, 100));
-      pipeline.procs.find((p) => p.stage === 'ingest')!.child.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 100));
-      await dealer.send([header({ id: 'late' }), Buffer.from('x')]);
-      const replies = new Map<string, Reply>();
-      dealer.receiveTimeout = 5000;
-      while (replies.size < 4) {
+    const replies = new Map<string, Reply>();
+    dealer.receiveTimeout = 5000;
+    const receiveUntil = async (id: string) => {
+      while (!replies.has(id)) {
         const frames = await dealer.receive();
         const reply = decodeReply(frames[frames.length - 1]!);
+        assert.ok(!replies.has(String(reply.id)), `a second reply for ${reply.id}`);
         replies.set(String(reply.id), reply);
       }
+    };
+    try {
+      for (let i = 0; i < 3; i++) await dealer.send([header({ id: `in-${i}` }), Buffer.from('x')]);
+      // A malformed request behind them on the same connection is answered at once, and only
+      // after ingest has read (and accepted) the three before it.
+      await dealer.send([header({ id: 'marker', stream: 'm', latest: 'yes' }), Buffer.from('x')]);
+      await receiveUntil('marker');
+      const marker = replies.get('marker')!;
+      assert.equal(marker.ok ? 'ok' : marker.error.code, 'BAD_REQUEST');
+      assert.ok(!replies.has('in-0'), 'the three are still in flight at SIGTERM');
+      ingest.child.kill('SIGTERM');
+      // ingest logs "stopping" as it handles the signal, and starts draining in the same step.
+      const until = Date.now() + 10_000;
+      while (!ingest.output.join('').includes('"msg":"stopping"') && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(ingest.output.join('').includes('"msg":"stopping"'), ingest.output.join(''));
+      await dealer.send([header({ id: 'late' }), Buffer.from('x')]);
+      for (const id of ['late', 'in-0', 'in-1', 'in-2']) await receiveUntil(id);
       for (let i = 0; i < 3; i++) assert.equal(replies.get(`in-${i}`)?.ok, true, `in-${i} got its result`);
       const late = replies.get('late')!;
       assert.equal(late.ok, false);
