@@ -78,7 +78,7 @@ def test_retry_on_a_fresh_socket_gets_the_reply() -> None:
 
     def serve() -> None:
         for attempt in range(2):
-            if not router.poll(5000):
+            if not router.poll(30_000):
                 return
             identity, empty, header, _image = router.recv_multipart()
             seen.append(identity)
@@ -89,7 +89,9 @@ def test_retry_on_a_fresh_socket_gets_the_reply() -> None:
     server = threading.Thread(target=serve)
     server.start()
     try:
-        with Client(f"tcp://127.0.0.1:{port}", timeout=0.3, retries=1) as client:
+        # The retry gets timeout + REPLY_GRACE to be answered: 2 s, not 0.3, so a loaded machine
+        # answers it in time; the first attempt still goes unanswered and is given up on.
+        with Client(f"tcp://127.0.0.1:{port}", timeout=2, retries=1) as client:
             reply = client.infer(b"any bytes", id=7)
     finally:
         server.join()
@@ -110,7 +112,7 @@ def test_retry_with_shared_memory_writes_a_file_per_attempt_and_removes_them() -
 
     def serve() -> None:
         for attempt in range(2):
-            if not router.poll(5000):
+            if not router.poll(30_000):
                 return
             identity, empty, header = router.recv_multipart()
             fields = msgpack.unpackb(header)
@@ -124,7 +126,8 @@ def test_retry_with_shared_memory_writes_a_file_per_attempt_and_removes_them() -
     server = threading.Thread(target=serve)
     server.start()
     try:
-        with Client(f"tcp://127.0.0.1:{port}", timeout=0.3, retries=1, shared_memory=True) as client:
+        # As above: 2 s for the retry's reply, so load cannot make it miss its wait.
+        with Client(f"tcp://127.0.0.1:{port}", timeout=2, retries=1, shared_memory=True) as client:
             reply = client.infer(b"any bytes", id=7)
             assert not any(os.path.exists(f"/dev/shm/{n}") for n in names), "both files removed once answered"
     finally:

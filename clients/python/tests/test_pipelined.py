@@ -9,6 +9,7 @@ import msgpack
 import pytest
 import zmq
 
+import framepipe.pipelined
 from conftest import Pipeline, png
 from framepipe import ClientTimeout, PipelinedClient, Request
 
@@ -18,7 +19,11 @@ def short_timeout(i: int) -> bool:
     return i % 3 == 2
 
 
-def test_replies_complete_out_of_order_each_id_once(slow_pipeline: Pipeline) -> None:
+def test_replies_complete_out_of_order_each_id_once(slow_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client waits REPLY_GRACE (0.25 s) past a deadline; on a loaded machine ingest's TIMEOUT
+    # reply to a 100 ms deadline can take longer than that. A long grace leaves ingest to answer:
+    # a missing TIMEOUT reply still fails the test (ClientTimeout after 2.1 s), a late one does not.
+    monkeypatch.setattr(framepipe.pipelined, "REPLY_GRACE", 2.0)
     image = png(16, 16)
     with PipelinedClient(slow_pipeline.endpoint, window=8, timeout=10) as client:
         sent = [client.submit(image, id=f"r{i}", timeout=0.1 if short_timeout(i) else 10) for i in range(16)]
