@@ -26,6 +26,21 @@ after(() => files.close());
 const partFiles = (dir: string) => readdirSync(dir).filter((f) => f !== 'owner');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `check` every 10 ms until it holds; throws naming `what` after `ms`. */
+async function waitUntil(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(10);
+  }
+}
+
+/**
+ * How long detect holds each job: the window in which a test looks at a job's files while it is
+ * in flight. Wide, so that however late a request reaches ingest on a loaded machine, it is seen.
+ */
+const DETECT_MS = 1500;
+
 function errorOf(r: Awaited<ReturnType<typeof reqOnce>>): { code: string; message: string } {
   assert.equal(r.ok, false, JSON.stringify(r));
   return r.ok ? { code: '', message: '' } : r.error;
@@ -42,7 +57,8 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
     metricsBase = await freeMetricsBase();
     // classify decodes what it is given, so a reply's size proves the bytes arrived intact;
     // detect's delay keeps a job in flight long enough to look at the files.
-    pipe = await startPipeline('noop', ['classify.model.decode=true', 'detect.model.delay_ms=300', 'detect.concurrency=4', 'limits.max_message_bytes=300000', `metrics.port=${metricsBase}`]);
+    // (8 at once: the TS client's window, so its 24 requests take 3 holds, not 6.)
+    pipe = await startPipeline('noop', ['classify.model.decode=true', `detect.model.delay_ms=${DETECT_MS}`, 'detect.concurrency=8', 'limits.max_message_bytes=300000', `metrics.port=${metricsBase}`]);
     shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
   });
   after(async () => {
@@ -53,8 +69,13 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
 
   test('a JPEG by name: ingest moves the file into its directory, classify reads it, the reply deletes it', async () => {
     const name = writeClientFile(jpeg);
-    const reply = reqOnce(pipe.endpoint, [header({ id: 'by-name', shm: name })]);
-    await sleep(150);
+    let answered = false;
+    const reply = reqOnce(pipe.endpoint, [header({ id: 'by-name', shm: name })]).finally(() => {
+      answered = true;
+    });
+    // However late the request reaches ingest: detect holds the job DETECT_MS once it is in.
+    await waitUntil('ingest takes the file over (the client’s name gone)', () => !existsSync(`${SHARED_BASE}/${name}`));
+    assert.equal(answered, false, 'seen while the job is in flight');
     assert.equal(existsSync(`${SHARED_BASE}/${name}`), false, 'the client’s name is gone: ingest took the file');
     const inFlight = partFiles(shm);
     assert.equal(inFlight.length, 1, inFlight.join(', '));
@@ -152,11 +173,13 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
     const stream = `cam-${process.pid}`;
     const names = [writeClientFile(jpeg), writeClientFile(jpeg), writeClientFile(jpeg)];
     const send = (i: number) => reqOnce(pipe.endpoint, [header({ id: i, stream, frame: i, latest: true, shm: names[i] })]);
-    // Frame 0 goes in (detect holds it 300 ms); 1 waits in the stream's box; 2 replaces it.
+    // Frame 0 goes in (detect holds it DETECT_MS); 1 waits in the stream's box; 2 replaces it.
     const first = send(0);
-    await sleep(50);
+    await waitUntil('frame 0 taken in', () => !existsSync(`${SHARED_BASE}/${names[0]}`));
     const second = send(1);
-    await sleep(50);
+    // Frame 1 held in the box (ingest counts it in flight) before frame 2 comes to replace it.
+    const held = async () => sample((await getText(`http://127.0.0.1:${metricsBase}/metrics`)).body, 'framepipe_requests_in_flight{stage="ingest"}') ?? 0;
+    await waitUntil('frame 1 held in the box', async () => (await held()) >= 2);
     const third = send(2);
     const skipped = await second;
     assert.equal(!skipped.ok && skipped.error.code, 'SKIPPED');

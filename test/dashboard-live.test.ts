@@ -32,7 +32,10 @@ test('annotates only watched streams, one at a time, and serves the newest frame
   const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   try {
     const pending = fetch(`${base}/streams/cam1.jpg?after=-1`); // long poll: waits for a frame
-    await new Promise((r) => setTimeout(r, 50));
+    // Offered only once the poll is in route() (the stream is watched, its waiter registered with it).
+    for (const until = Date.now() + 10_000; !live.streams().includes('cam1'); await new Promise((r) => setTimeout(r, 5))) {
+      assert.ok(Date.now() < until, 'the long poll reached the live view within 10 s');
+    }
     for (let i = 0; i < 5; i++) live.offer(job('cam1', i)); // only the first starts an annotation
     live.offer(job('cam2', 99)); // not watched
     const res = await pending;

@@ -26,6 +26,26 @@ function partFiles(dir: string): string[] {
 
 const packMeta = (meta: Record<string, unknown>): Buffer => new Packr({ useRecords: false }).pack(meta);
 
+/**
+ * How long detect holds each job in the pipelines below: the window in which a test looks at
+ * (or deletes) a job's file while it is in flight. Wide, so a loaded machine cannot close it.
+ */
+const DETECT_MS = 1500;
+
+/** Polls `dir` every 10 ms until it holds exactly one part file of `size` bytes; its name. */
+async function oneFullPart(dir: string, size: number, ms = 10_000): Promise<string> {
+  const until = Date.now() + ms;
+  let seen: string[] = [];
+  for (;;) {
+    seen = partFiles(dir);
+    // ingest writes its file in place: wait for the whole of it, not a file being written.
+    if (seen.length === 1 && (statSync(`${dir}/${seen[0]}`, { throwIfNoEntry: false })?.size ?? 0) >= size) return seen[0]!;
+    if (Date.now() > until) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`not exactly one part file of ${size} bytes in ${dir} within ${ms} ms: ${seen.join(', ') || 'none'}`);
+}
+
 function newJob(dir: string | undefined, image: Buffer, job = 1): Job {
   const now = Date.now();
   return { meta: { job, origin: 'tcp://127.0.0.1:1', id: 'a', deadline: now + 10_000, accepted: now, options: {}, timings: {}, parts: [], ...(dir ? { shm: dir } : {}) }, image };
@@ -173,7 +193,7 @@ describe('shared memory between real stage processes (noop profile, 100 KB JPEG)
     // The same, made in another pid namespace of this host (a container sharing /dev/shm): not ours to remove.
     mkdirSync(foreign, { recursive: true });
     writeFileSync(`${foreign}/owner`, `${os.hostname()}\npid:[1]`);
-    pipe = await startPipeline('noop', ['detect.model.delay_ms=300', 'detect.concurrency=4', 'limits.max_timeout_ms=60000']);
+    pipe = await startPipeline('noop', [`detect.model.delay_ms=${DETECT_MS}`, 'detect.concurrency=4', 'limits.max_timeout_ms=60000']);
     shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
   });
   after(async () => {
@@ -190,11 +210,15 @@ describe('shared memory between real stage processes (noop profile, 100 KB JPEG)
   });
 
   test('the image waits in shared memory while its job is in flight, and is deleted with the reply', async () => {
-    const reply = reqOnce(pipe.endpoint, [header({ v: 1, id: 'in-flight' }), image]);
-    await new Promise((r) => setTimeout(r, 150));
-    const files = partFiles(shm);
-    assert.equal(files.length, 1, `one file while detect works: ${files.join(', ')}`);
-    assert.equal(statSync(`${shm}/${files[0]}`).size, image.length, 'the client’s bytes, unchanged');
+    let answered = false;
+    const reply = reqOnce(pipe.endpoint, [header({ v: 1, id: 'in-flight' }), image]).finally(() => {
+      answered = true;
+    });
+    // One file while detect works (it holds the job DETECT_MS): however late the request reaches ingest.
+    const file = await oneFullPart(shm, image.length);
+    assert.match(file, /^\d+\.image\.ingest$/, 'ingest’s own file (written before detect has the job)');
+    assert.equal(answered, false, 'seen while the job is in flight');
+    assert.equal(statSync(`${shm}/${file}`).size, image.length, 'the client’s bytes, unchanged');
     const r = await reply;
     assert.equal(r.ok, true);
     assert.deepEqual(partFiles(shm), [], 'deleted when answered');
@@ -220,7 +244,8 @@ describe('shared memory between real stage processes (noop profile, 100 KB JPEG)
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.error.code, 'TIMEOUT');
     assert.deepEqual(partFiles(shm), [], 'released at the timeout, not when the late result comes');
-    await new Promise((r) => setTimeout(r, 400));
+    // Past the time the late result comes back from detect.
+    await new Promise((r) => setTimeout(r, DETECT_MS + 300));
     assert.deepEqual(partFiles(shm), []);
   });
 
@@ -265,12 +290,12 @@ describe('a shared part that is not there (what a stage on another host meets)',
     const image = await noiseJpeg(390);
     // classify decodes, so it must read the image; deleting ingest's file while detect holds
     // the job leaves classify where a stage on another host would be.
-    const pipe = await startPipeline('noop', ['classify.model.decode=true', 'detect.model.delay_ms=400']);
+    const pipe = await startPipeline('noop', ['classify.model.decode=true', `detect.model.delay_ms=${DETECT_MS}`]);
     try {
       const shm = String(pipe.procs.find((p) => p.stage === 'ingest')!.facts.shared_memory);
       const reply = reqOnce(pipe.endpoint, [header({ v: 1, id: 'lost' }), image]);
-      await new Promise((r) => setTimeout(r, 150));
-      for (const name of partFiles(shm)) rmSync(`${shm}/${name}`);
+      // Deleted as soon as ingest has written it: detect holds the job DETECT_MS, classify reads after.
+      rmSync(`${shm}/${await oneFullPart(shm, image.length)}`);
       const r = await reply;
       assert.equal(r.ok, false);
       assert.equal(!r.ok && r.error.code, 'INTERNAL');
