@@ -3,7 +3,9 @@ import { createServer } from 'node:net';
 /** A metrics base port whose five process ports (base … base+4) are free right now. */
 export async function freeMetricsBase(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    // Below Linux's ephemeral range (32768 and up): a port the kernel may hand to any outgoing
+    // connection — the stages' own among them — between this check and the stage's bind.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     const free = await Promise.all([0, 1, 2, 3, 4].map((i) => portFree(base + i)));
     if (free.every(Boolean)) return base;
   }
