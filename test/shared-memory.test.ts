@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import os from 'node:os';
 import sharp from 'sharp';
 import { noiseJpeg } from '../bench/lib.js';
@@ -50,6 +51,28 @@ function newJob(dir: string | undefined, image: Buffer, job = 1): Job {
   const now = Date.now();
   return { meta: { job, origin: 'tcp://127.0.0.1:1', id: 'a', deadline: now + 10_000, accepted: now, options: {}, timings: {}, parts: [], ...(dir ? { shm: dir } : {}) }, image };
 }
+
+describe('closing ingest\'s shared directory while a stage still writes into it', { skip }, () => {
+  test('it goes, or it keeps its owner so the next ingest on this host removes it — never an ownerless leftover', async () => {
+    const dir = SharedDir.create(log);
+    // Another process writing late parts into it as fast as it can: rm -r meets new files.
+    const writer = spawn(process.execPath, ['-e', `const fs = require('fs'); for (let i = 1; ; i++) { try { fs.writeFileSync('${dir.path}/' + i + '.pixels.detect', 'x'); } catch { process.exit(0); } }`], { stdio: 'ignore' });
+    const exited = new Promise((r) => writer.once('exit', r));
+    try {
+      for (const until = Date.now() + 10_000; partFiles(dir.path).length < 100; await new Promise((r) => setTimeout(r, 5))) {
+        assert.ok(Date.now() < until, 'the writer got going');
+      }
+      dir.close();
+      if (existsSync(dir.path)) {
+        assert.equal(readFileSync(`${dir.path}/owner`, 'utf8'), `${os.hostname()}\n${readlinkSync('/proc/self/ns/pid')}`, 'left with its owner');
+      }
+    } finally {
+      writer.kill('SIGKILL');
+      await exited;
+      rmSync(dir.path, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('the job format with shared parts (real files)', { skip }, () => {
   let dir: SharedDir;

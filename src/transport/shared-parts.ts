@@ -440,7 +440,10 @@ export class SharedDir {
   readonly path: string;
   private sweeper?: NodeJS.Timeout;
 
-  private constructor(dir: string) {
+  private constructor(
+    dir: string,
+    private readonly log: Logger,
+  ) {
     this.path = dir;
   }
 
@@ -451,7 +454,7 @@ export class SharedDir {
     fs.mkdirSync(dir, { mode: 0o700 });
     // Whose it is: another host's or pid namespace's (a container that shares /dev/shm) is never "orphaned" here.
     writeOwner(dir);
-    return new SharedDir(dir);
+    return new SharedDir(dir, log);
   }
 
   /** Deletes a job's files once its request is answered (deleteParts). */
@@ -478,7 +481,8 @@ export class SharedDir {
 
   close(): void {
     clearInterval(this.sweeper);
-    fs.rmSync(this.path, { recursive: true, force: true });
+    const err = removeOwnedDir(this.path);
+    if (err) this.log.warn({ dir: this.path, err: err.message }, 'could not remove the shared-memory directory; the next ingest on this host will');
   }
 }
 
@@ -504,14 +508,30 @@ export function sweepDeadClients(everyMs: number, log: Logger): () => void {
   return () => clearInterval(timer);
 }
 
-function removeDir(dir: string, whose: string, log: Logger): void {
+/**
+ * Removes one of our shared directories (its `owner` names this host and pid namespace); the error
+ * if it could not. A stage may still write a late part into an ingest's directory while it goes
+ * (a result after the drain): rm -r then meets a directory not empty, and Node tries again. If it
+ * stays, it gets its `owner` back (perhaps removed with the first files), so the next sweep on
+ * this host removes it instead of never judging an ownerless directory.
+ */
+function removeOwnedDir(dir: string): Error | undefined {
   try {
-    fs.rmSync(dir, { recursive: true, force: true });
-    log.info({ dir }, `removed the shared-memory directory of ${whose} that is gone`);
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
+    return undefined;
   } catch (err) {
-    // Something in it this user may not delete: leave it, and never let a sweep take ingest down.
-    log.warn({ dir, err: (err as Error).message }, `could not remove the shared-memory directory of ${whose} that is gone`);
+    try {
+      writeOwner(dir);
+    } catch {}
+    return err as Error;
   }
+}
+
+function removeDir(dir: string, whose: string, log: Logger): void {
+  const err = removeOwnedDir(dir);
+  // Something in it this user may not delete, or a writer that will not stop: leave it, and never let a sweep take ingest down.
+  if (err) log.warn({ dir, err: err.message }, `could not remove the shared-memory directory of ${whose} that is gone`);
+  else log.info({ dir }, `removed the shared-memory directory of ${whose} that is gone`);
 }
 
 /**
