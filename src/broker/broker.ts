@@ -25,6 +25,12 @@ interface Peer {
   credit: number;
   done: number;
   lastSeen: number;
+  /**
+   * Heartbeat ticks in a row with nothing heard from it in between. Counted in ticks, not only in
+   * time: the broker reads its sockets between any two ticks (Node runs due timers first), so a
+   * pause of the broker's own costs a peer one tick, not its liveness.
+   */
+  silentTicks: number;
   lastDispatch: number;
   /** Dispatch times of jobs it holds, oldest first (to measure its service time). */
   sentAt: number[];
@@ -92,6 +98,7 @@ export class Broker {
 
   async run(signal: AbortSignal): Promise<void> {
     const interval = this.config.broker.heartbeat_ms;
+    this.lastTick = Date.now();
     this.timer = setInterval(() => this.tick(), interval);
     await Promise.all([...this.sockets.entries()].map(([point, { socket }]) => this.loop(point, socket, signal)));
   }
@@ -325,7 +332,7 @@ export class Broker {
     const now = Date.now();
     if (!peer) {
       const start = info ?? { stage: point, host: '?', pid: 0, credit: 0, concurrency: 0, done: 0 };
-      peer = { id, key, point, info: start, credit: Math.max(0, start.credit), done: 0, lastSeen: now, lastDispatch: 0, sentAt: [], serviceMs: 0, rate: 0, doneAtTick: 0 };
+      peer = { id, key, point, info: start, credit: Math.max(0, start.credit), done: 0, lastSeen: now, silentTicks: 0, lastDispatch: 0, sentAt: [], serviceMs: 0, rate: 0, doneAtTick: 0 };
       peers.set(key, peer);
     } else if (info) {
       peer.info = info;
@@ -439,11 +446,8 @@ export class Broker {
   private tick(): void {
     const { heartbeat_ms, liveness } = this.config.broker;
     const now = Date.now();
-    const dt = Math.max(1, now - this.lastTick) / 1000;
-    // The broker itself was stalled (a host pause, GC, SIGSTOP) if this tick is a beat late: then
-    // the peers' heartbeats are waiting unread in its socket — Node runs due timers before it
-    // reads sockets — and silence says nothing about them. Judge them next tick, once read.
-    const stalled = now - this.lastTick > heartbeat_ms * 2;
+    const previous = this.lastTick;
+    const dt = Math.max(1, now - previous) / 1000;
     this.lastTick = now;
     this.held.sweep(now, 60_000);
     this.dropExpired(now);
@@ -452,7 +456,10 @@ export class Broker {
     for (const hop of HOPS) this.dispatch(hop);
     for (const [point, peers] of this.peers) {
       for (const [key, p] of peers) {
-        if (!stalled && now - p.lastSeen > heartbeat_ms * liveness) {
+        p.silentTicks = p.lastSeen > previous ? 0 : p.silentTicks + 1;
+        // After a pause of the broker's own (a host stall, GC, SIGSTOP) every peer looks silent
+        // for a long time while its heartbeats wait unread; it has missed one tick, not `liveness`.
+        if (p.silentTicks >= liveness && now - p.lastSeen > heartbeat_ms * liveness) {
           peers.delete(key);
           this.log.warn({ point, peer: key, silentMs: now - p.lastSeen }, 'peer stopped heart-beating; out of dispatch');
           if (point !== 'ingest') this.requeue(point, key);

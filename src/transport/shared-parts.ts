@@ -482,7 +482,7 @@ export class SharedDir {
   close(): void {
     clearInterval(this.sweeper);
     const err = removeOwnedDir(this.path);
-    if (err) this.log.warn({ dir: this.path, err: err.message }, 'could not remove the shared-memory directory; the next ingest on this host will');
+    if (err) this.log.warn({ dir: this.path, err: err.message }, 'could not remove the shared-memory directory; an ingest on this host will once this process is gone');
   }
 }
 
@@ -511,17 +511,27 @@ export function sweepDeadClients(everyMs: number, log: Logger): () => void {
 /**
  * Removes one of our shared directories (its `owner` names this host and pid namespace); the error
  * if it could not. A stage may still write a late part into an ingest's directory while it goes
- * (a result after the drain): rm -r then meets a directory not empty, and Node tries again. If it
- * stays, it gets its `owner` back (perhaps removed with the first files), so the next sweep on
- * this host removes it instead of never judging an ownerless directory.
+ * (a result after the drain), and rm -r lists a directory once: a file made after that listing
+ * failed it with ENOTEMPTY — after `owner` was gone, leaving a directory no sweep would judge. So
+ * the directory first moves to a name of this process's no stage knows (their late writes fail
+ * with ENOENT, as for a directory already gone), and only then goes; if it still cannot, it gets
+ * its `owner` back, so the next sweep on this host removes it.
  */
 function removeOwnedDir(dir: string): Error | undefined {
+  let target = dir;
   try {
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
+    const aside = `${SHARED_BASE}/framepipe-${process.pid}-${randomBytes(4).toString('hex')}`;
+    fs.renameSync(dir, aside);
+    target = aside;
+  } catch {
+    // Gone already, or not ours to move: rm -r says which.
+  }
+  try {
+    fs.rmSync(target, { recursive: true, force: true });
     return undefined;
   } catch (err) {
     try {
-      writeOwner(dir);
+      writeOwner(target);
     } catch {}
     return err as Error;
   }
