@@ -20,7 +20,7 @@ import { decodeReply } from '../src/protocol/request.js';
 import type { Detection, Reply } from '../src/protocol/types.js';
 import { runPipe, type PipeStats } from '../src/stage/run-pipe.js';
 import type { StageProcessor } from '../src/stage/processor.js';
-import { freePorts, hasShared, header, repoRoot, sharedDir, startPipeline, type TestPipeline } from './helpers.js';
+import { freePorts, hasShared, header, repoRoot, sharedDir, startPipeline, waitFor, type TestPipeline } from './helpers.js';
 import { freeMetricsBase, getText } from './metrics-helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,21 +136,13 @@ async function loop(
 /** Long enough for a few small messages pushed over loopback to be queued at the PULL socket, even on a stalling host. */
 const LOOPBACK_MS = 1000;
 
-async function until(what: string, ms: number, check: () => boolean): Promise<void> {
-  const t0 = Date.now();
-  while (!check()) {
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(5);
-  }
-}
-
 describe('gathering jobs into batches (runPipe, one process)', () => {
   test('batch.max_size 1: process() per job, processBatch never, each job once', async () => {
     const proc = new Recorded(new NoopProcessor('noop', true, 1e8));
     const images = await pngs(6);
     const l = await loop(proc, { maxSize: 1, maxWaitMs: 50 });
     for (const [i, img] of images.entries()) await l.push.send(jobFrames(`j${i}`, img));
-    await until('6 jobs out', 5000, () => l.out.length === 6);
+    await waitFor('6 jobs out', () => l.out.length === 6, 5000);
     const stats = await l.stop();
     assert.deepEqual(proc.calls, Array(6).fill('process'));
     assert.deepEqual(l.out.map((j) => [j.meta.id, j.meta.width]).sort(), images.map((_, i) => [`j${i}`, 20 + i]).sort());
@@ -166,7 +158,7 @@ describe('gathering jobs into batches (runPipe, one process)', () => {
     for (const [i, img] of images.entries()) await l.push.send(jobFrames(`j${i}`, img));
     await sleep(LOOPBACK_MS);
     go();
-    await until('10 jobs out', 5000, () => l.out.length === 10);
+    await waitFor('10 jobs out', () => l.out.length === 10, 5000);
     await l.stop();
     assert.deepEqual(proc.sizes, [4, 4, 2]);
     for (const j of l.out) assert.equal(j.meta.width, 20 + Number(String(j.meta.id).slice(1)), `job ${j.meta.id} has its own result`);
@@ -179,12 +171,12 @@ describe('gathering jobs into batches (runPipe, one process)', () => {
     // 300 ms, not less: the second pair below must land in one window even when the host stalls.
     const l = await loop(proc, { maxSize: 4, maxWaitMs: 300 });
     await l.push.send(jobFrames('alone', Buffer.from('x')));
-    await until('the lone job out', 3000, () => l.out.length === 1);
+    await waitFor('the lone job out', () => l.out.length === 1, 3000);
     // Two more, 10 ms apart: gathered into one batch by the same window.
     await l.push.send(jobFrames('a', Buffer.from('x')));
     await sleep(10);
     await l.push.send(jobFrames('b', Buffer.from('x')));
-    await until('a and b out', 3000, () => l.out.length === 3);
+    await waitFor('a and b out', () => l.out.length === 3, 3000);
     await l.stop();
     // A single job goes through process(): no batch call for one.
     assert.deepEqual(proc.calls, ['process', 'batch:2']);
@@ -205,7 +197,7 @@ describe('gathering jobs into batches (runPipe, one process)', () => {
     await l.push.send(jobFrames('good2', good2));
     await sleep(LOOPBACK_MS);
     go();
-    await until('4 jobs out', 5000, () => l.out.length === 4);
+    await waitFor('4 jobs out', () => l.out.length === 4, 5000);
     const stats = await l.stop();
     assert.deepEqual(proc.sizes, [3], 'good1, bad and good2 batched; the others never reach the processor');
     const byId = new Map(l.out.map((j) => [j.meta.id, j]));
@@ -226,7 +218,7 @@ describe('gathering jobs into batches (runPipe, one process)', () => {
     for (const [i, img] of images.entries()) await l.push.send(jobFrames(`j${i}`, i === 1 ? img.subarray(0, 30) : img));
     await sleep(LOOPBACK_MS);
     go();
-    await until('3 jobs out', 5000, () => l.out.length === 3);
+    await waitFor('3 jobs out', () => l.out.length === 3, 5000);
     await l.stop();
     assert.deepEqual(proc.calls, ['batch:3', 'process', 'process', 'process']);
     const byId = new Map(l.out.map((j) => [j.meta.id, j]));
@@ -254,7 +246,7 @@ describe('gathering jobs into batches (runPipe, one process)', () => {
     for (const [i, img] of images.entries()) await l.push.send(jobFrames(i === 2 ? 'boom' : `j${i}`, img));
     await sleep(LOOPBACK_MS);
     go();
-    await until('4 jobs out', 5000, () => l.out.length === 4);
+    await waitFor('4 jobs out', () => l.out.length === 4, 5000);
     await l.stop();
     assert.deepEqual(calls, ['j0', 'j1', 'boom', 'j3'], 'in arrival order, one call each');
     assert.deepEqual(
@@ -305,8 +297,8 @@ describe('the run loop itself', () => {
         const upstream = id === 'doom4' ? { error: { code: 'BAD_IMAGE' as const, message: 'failed in an earlier stage' } } : {};
         await l.push.send(jobFrames(id, id === 'doom4' ? undefined : images[i % 3], upstream));
       }
-      await until('the three good jobs out', 5000, () => l.out.length === 3);
-      await until('the four doomed jobs dropped', 5000, () => l.dropped.length === 4);
+      await waitFor('the three good jobs out', () => l.out.length === 3, 5000);
+      await waitFor('the four doomed jobs dropped', () => l.dropped.length === 4, 5000);
       const stats = await l.stop();
       assert.deepEqual(l.out.map((j) => j.meta.id).sort(), ['a', 'b', 'c']);
       // dropped() is how broker mode gives the replica's credit back.

@@ -10,7 +10,7 @@ import { encodeInfo, type BrokerStatus } from '../src/transport/broker-protocol.
 import { offerLoad } from '../bench/lib.js';
 import { decodeReply } from '../src/protocol/request.js';
 import type { Reply } from '../src/protocol/types.js';
-import { freePorts, header, reqOnce, transportSets } from './helpers.js';
+import { freePorts, header, reqOnce, transportSets, waitFor } from './helpers.js';
 import { freeMetricsBase } from './metrics-helpers.js';
 
 const HB = 200;
@@ -35,15 +35,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function status(sets: string[]): Promise<BrokerStatus> {
   return fetchStatus(endpointOf(sets, 'broker.ingest'), 3000);
-}
-
-async function waitFor(what: string, ms: number, check: () => Promise<boolean>): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await check()) return Date.now() - t0;
-    await sleep(50);
-  }
-  throw new Error(`${what}: not within ${ms} ms`);
 }
 
 describe('broker mode', () => {
@@ -123,7 +114,7 @@ describe('broker mode', () => {
         if (hedge) {
           // The slow copy comes back (800 ms after it was sent) and is dropped; a little longer
           // for a result that should not exist (the dropped copy passed on after all) to arrive.
-          await waitFor('the slow copy answered and dropped', 10_000, async () => (await status(sets)).stats!.duplicates! >= 1);
+          await waitFor('the slow copy answered and dropped', async () => (await status(sets)).stats!.duplicates! >= 1, 10_000, 50);
           await sleep(HB);
         } else {
           // Long enough for the slow replica's answer (here the only one) to come back.
@@ -192,10 +183,10 @@ describe('broker mode', () => {
     try {
       assert.equal((await readyz()).status, 200);
       broker.child.kill('SIGSTOP');
-      await waitFor('detect not ready', 3 * HB * 3 + 8000, async () => (await readyz()).status === 503);
+      await waitFor('detect not ready', async () => (await readyz()).status === 503, 3 * HB * 3 + 8000, 50);
       assert.match((await readyz()).text, /broker .* silent/);
       broker.child.kill('SIGCONT');
-      await waitFor('detect ready again', 3 * HB * 3 + 8000, async () => (await readyz()).status === 200);
+      await waitFor('detect ready again', async () => (await readyz()).status === 200, 3 * HB * 3 + 8000, 50);
     } finally {
       broker.child.kill('SIGCONT');
       await pipeline.stop();
@@ -223,7 +214,7 @@ describe('broker mode', () => {
       const codes = [...replies.values()].map((r) => (r.ok ? 'ok' : r.error.code));
       assert.ok(codes.every((c) => c === 'TIMEOUT'), `every request answered TIMEOUT: ${codes.join(', ')}`);
       // Each heartbeat drops what is past its deadline; a few of them, and slack for a loaded machine.
-      await waitFor('the queue to empty', 4 * HB + 5000, async () => (await status(sets)).queued.detect === 0);
+      await waitFor('the queue to empty', async () => (await status(sets)).queued.detect === 0, 4 * HB + 5000, 50);
     } finally {
       dealer.close();
       await pipeline.stop();
@@ -239,7 +230,7 @@ describe('broker mode', () => {
     const pipeline = await launchPipeline({ flags: { profile: 'noop', set: [...sets, delay] }, stdio: 'pipe' });
     try {
       const load = offerLoad(pipeline.endpoint, [image], 120, jobs);
-      await waitFor('a backlog at the broker', 5000, async () => (await status(sets)).queued.detect! > 50);
+      await waitFor('a backlog at the broker', async () => (await status(sets)).queued.detect! > 50, 5000, 50);
       const tj = Date.now();
       const joiner = await replica('detect', [...sets, delay]);
       t.diagnostic(`joiner started in ${Date.now() - tj} ms`);
@@ -267,12 +258,12 @@ describe('broker mode', () => {
     const listed = async () => (await status(sets)).peers.some((p) => p.pid === pid);
     try {
       process.kill(pid, 'SIGSTOP');
-      await waitFor('the stopped replica written off', HB * 8, async () => !(await listed()));
+      await waitFor('the stopped replica written off', async () => !(await listed()), HB * 8, 50);
       // Jobs still flow through the one left.
       const r = await offerLoad(pipeline.endpoint, [image], 4, 40);
       assert.equal(r.errors, 0);
       process.kill(pid, 'SIGCONT');
-      await waitFor('the replica back in the table', HB * 8, listed);
+      await waitFor('the replica back in the table', listed, HB * 8, 50);
       const before = (await status(sets)).peers.find((p) => p.pid === pid)!.done;
       await offerLoad(pipeline.endpoint, [image], 8, 200);
       await sleep(HB);
@@ -330,7 +321,7 @@ describe('broker mode', () => {
           return false;
         }
       };
-      await waitFor('ingest, detect, classify and sink registered with the new broker', HB * 3 + 2000, listed);
+      await waitFor('ingest, detect, classify and sink registered with the new broker', listed, HB * 3 + 2000, 50);
       const recovered = Date.now() - t0;
       t.diagnostic(`all four re-registered ${recovered} ms after the new broker was ready`);
       const again = await reqOnce(pipeline.endpoint, [header({ id: 'again' }), image]);

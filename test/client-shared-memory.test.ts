@@ -12,7 +12,7 @@ import { noiseJpeg } from '../bench/lib.js';
 import { Client } from '../src/client/client.js';
 import { ClientFiles, SHARED_BASE, sharedMemoryAvailable, sweepDeadClients } from '../src/transport/shared-parts.js';
 import { createLogger } from '../src/log.js';
-import { header, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
+import { header, reqOnce, startPipeline, waitFor, type TestPipeline } from './helpers.js';
 import { freeMetricsBase, getText, sample } from './metrics-helpers.js';
 
 const skip = sharedMemoryAvailable() ? false : `${SHARED_BASE} is not a writable directory here`;
@@ -25,15 +25,6 @@ const writeClientFile = (bytes: Buffer): string => files.write(bytes)!;
 after(() => files.close());
 const partFiles = (dir: string) => readdirSync(dir).filter((f) => f !== 'owner');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` every 10 ms until it holds; throws naming `what` after `ms`. */
-async function waitUntil(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(10);
-  }
-}
 
 /**
  * How long detect holds each job: the window in which a test looks at a job's files while it is
@@ -74,7 +65,7 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
       answered = true;
     });
     // However late the request reaches ingest: detect holds the job DETECT_MS once it is in.
-    await waitUntil('ingest takes the file over (the client’s name gone)', () => !existsSync(`${SHARED_BASE}/${name}`));
+    await waitFor('ingest takes the file over (the client’s name gone)', () => !existsSync(`${SHARED_BASE}/${name}`));
     assert.equal(answered, false, 'seen while the job is in flight');
     assert.equal(existsSync(`${SHARED_BASE}/${name}`), false, 'the client’s name is gone: ingest took the file');
     const inFlight = partFiles(shm);
@@ -175,11 +166,11 @@ describe('images from client files in /dev/shm (noop profile, classify decodes)'
     const send = (i: number) => reqOnce(pipe.endpoint, [header({ id: i, stream, frame: i, latest: true, shm: names[i] })]);
     // Frame 0 goes in (detect holds it DETECT_MS); 1 waits in the stream's box; 2 replaces it.
     const first = send(0);
-    await waitUntil('frame 0 taken in', () => !existsSync(`${SHARED_BASE}/${names[0]}`));
+    await waitFor('frame 0 taken in', () => !existsSync(`${SHARED_BASE}/${names[0]}`));
     const second = send(1);
     // Frame 1 held in the box (ingest counts it in flight) before frame 2 comes to replace it.
     const held = async () => sample((await getText(`http://127.0.0.1:${metricsBase}/metrics`)).body, 'framepipe_requests_in_flight{stage="ingest"}') ?? 0;
-    await waitUntil('frame 1 held in the box', async () => (await held()) >= 2);
+    await waitFor('frame 1 held in the box', async () => (await held()) >= 2);
     const third = send(2);
     const skipped = await second;
     assert.equal(!skipped.ok && skipped.error.code, 'SKIPPED');

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { LiveFrames } from '../src/dashboard/live-frames.js';
 import type { Job } from '../src/protocol/job.js';
+import { waitFor } from './helpers.js';
 
 const job = (stream: string, n: number): Job => ({
   meta: { job: n, origin: 'o', id: n, deadline: 0, accepted: 0, options: {}, stream, timings: {}, parts: [] },
@@ -33,9 +34,7 @@ test('annotates only watched streams, one at a time, and serves the newest frame
   try {
     const pending = fetch(`${base}/streams/cam1.jpg?after=-1`); // long poll: waits for a frame
     // Offered only once the poll is in route() (the stream is watched, its waiter registered with it).
-    for (const until = Date.now() + 10_000; !live.streams().includes('cam1'); await new Promise((r) => setTimeout(r, 5))) {
-      assert.ok(Date.now() < until, 'the long poll reached the live view within 10 s');
-    }
+    await waitFor('the long poll reached the live view', () => live.streams().includes('cam1'), 10_000, 5);
     for (let i = 0; i < 5; i++) live.offer(job('cam1', i)); // only the first starts an annotation
     live.offer(job('cam2', 99)); // not watched
     const res = await pending;

@@ -57,6 +57,18 @@ export async function collect(dealer: zmq.Dealer, ms: number): Promise<Buffer[][
   return out;
 }
 
+/**
+ * Polls `check` every `everyMs` until it holds; throws naming `what` after `ms`. Tests wait on a
+ * condition like this, not on a fixed sleep: a loaded host then makes a test slower, not red.
+ */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000, everyMs = 10): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 /** Whether a process with this pid still exists (signal 0 checks without signalling). */
 export function alive(pid: number): boolean {
   try {

@@ -8,7 +8,7 @@ import * as zmq from 'zeromq';
 import { decodeReply } from '../src/protocol/request.js';
 import type { Reply } from '../src/protocol/types.js';
 import { stageFile, launchPipeline, stopProcesses, spawnStage } from '../src/cli/launcher.js';
-import { alive, header, repoRoot, reqOnce, transportSets, freePorts } from './helpers.js';
+import { alive, header, repoRoot, reqOnce, transportSets, freePorts, waitFor } from './helpers.js';
 
 const tsx = import.meta.resolve('tsx');
 
@@ -211,9 +211,7 @@ describe('ingest shutdown', () => {
       assert.ok(!replies.has('in-0'), 'the three are still in flight at SIGTERM');
       ingest.child.kill('SIGTERM');
       // ingest logs "stopping" as it handles the signal, and starts draining in the same step.
-      const until = Date.now() + 10_000;
-      while (!ingest.output.join('').includes('"msg":"stopping"') && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
-      assert.ok(ingest.output.join('').includes('"msg":"stopping"'), ingest.output.join(''));
+      await waitFor('ingest logs "stopping"', () => ingest.output.join('').includes('"msg":"stopping"'), 10_000, 5);
       await dealer.send([header({ id: 'late' }), Buffer.from('x')]);
       for (const id of ['late', 'in-0', 'in-1', 'in-2']) await receiveUntil(id);
       for (let i = 0; i < 3; i++) assert.equal(replies.get(`in-${i}`)?.ok, true, `in-${i} got its result`);

@@ -14,7 +14,7 @@ import { decodeJob, decodeResult, encodeJob, encodeOrFail, encodeResult, loadPar
 import { Packr } from 'msgpackr';
 import { ClientFiles, isLocalEndpoint, PartStore, readPart, SHARED_BASE, SharedDir, sharedMemoryAvailable } from '../src/transport/shared-parts.js';
 import { createLogger } from '../src/log.js';
-import { header, repoRoot, reqOnce, startPipeline, type TestPipeline } from './helpers.js';
+import { header, repoRoot, reqOnce, startPipeline, waitFor, type TestPipeline } from './helpers.js';
 
 const skip = sharedMemoryAvailable() ? false : `${SHARED_BASE} is not a writable directory here`;
 const log = createLogger('test', 'silent');
@@ -61,9 +61,7 @@ describe('closing ingest\'s shared directory while a stage still writes into it'
     const writer = spawn(process.execPath, ['-e', `const fs = require('fs'); for (let i = 1; ; i++) { try { fs.writeFileSync('${dir.path}/' + i + '.pixels.detect', 'x'); } catch { process.exit(0); } }`], { stdio: 'ignore' });
     const exited = new Promise((r) => writer.once('exit', r));
     try {
-      for (const until = Date.now() + 10_000; partFiles(dir.path).length < 100; await new Promise((r) => setTimeout(r, 5))) {
-        assert.ok(Date.now() < until, 'the writer got going');
-      }
+      await waitFor('the writer got going', () => partFiles(dir.path).length >= 100, 10_000, 5);
       dir.close();
       // Moved aside before removal, so the writer's next file finds no directory (as a late stage's would).
       assert.equal(existsSync(dir.path), false);

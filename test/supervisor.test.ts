@@ -8,19 +8,10 @@ import * as zmq from 'zeromq';
 import { launchPipeline } from '../src/cli/launcher.js';
 import { supervise } from '../src/cli/supervisor.js';
 import { countedLoad, formatCounted } from '../bench/counted-load.js';
-import { alive, repoRoot, transportSets } from './helpers.js';
+import { alive, repoRoot, transportSets, waitFor } from './helpers.js';
 
 const image = Buffer.from('x');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, ms: number, check: () => boolean): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (check()) return;
-    await sleep(50);
-  }
-  throw new Error(`${what}: not within ${ms} ms`);
-}
 
 describe('the launcher restarts stages', () => {
   test('SIGKILL detect under load: it comes back, no request is lost or fails, Ctrl-C still stops all', async (t) => {
@@ -34,17 +25,17 @@ describe('the launcher restarts stages', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     try {
-      await waitFor('pipeline ready', 60_000, () => /pipeline ready/.test(out));
+      await waitFor('pipeline ready', () => /pipeline ready/.test(out), 60_000);
       const pids = Object.fromEntries([...out.matchAll(/(ingest|detect|classify|sink) (\d+)/g)].map((m) => [m[1], Number(m[2])]));
       const endpoint = /clients connect to (\S+)/.exec(out)![1]!;
       const load = countedLoad(endpoint, image, { window: 8, timeoutMs: 8000 });
       await sleep(500);
       process.kill(pids.detect!, 'SIGKILL');
-      await waitFor('detect restarted', 30_000, () => /detect restarted \(pid \d+\)/.test(out));
+      await waitFor('detect restarted', () => /detect restarted \(pid \d+\)/.test(out), 30_000);
       const newPid = Number(/detect restarted \(pid (\d+)\)/.exec(out)![1]);
       const atRestart = load.replies;
       // Requests go on after the restart (a wait, not a rate: the host may be slow).
-      await waitFor('50 more replies after the restart', 15_000, () => load.replies - atRestart > 50);
+      await waitFor('50 more replies after the restart', () => load.replies - atRestart > 50, 15_000);
       const r = await load.finish(9000);
       t.diagnostic(formatCounted(r));
       assert.match(out, /detect \(pid \d+\) killed by SIGKILL after [\d.]+ s; restarting in 0\.2 s/);
@@ -54,7 +45,7 @@ describe('the launcher restarts stages', () => {
       assert.equal(r.duplicates, 0);
       child.kill('SIGTERM');
       assert.equal(await exited, 0, out);
-      await waitFor('every stage gone, the new detect too', 10_000, () => [...Object.values(pids), newPid].every((p) => !alive(p)));
+      await waitFor('every stage gone, the new detect too', () => [...Object.values(pids), newPid].every((p) => !alive(p)), 10_000);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }

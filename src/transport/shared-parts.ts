@@ -450,7 +450,7 @@ export class SharedDir {
   /** Makes this process's directory, after removing those of ingests that died without cleaning up. */
   static create(log: Logger): SharedDir {
     removeOrphans(log);
-    const dir = `${SHARED_BASE}/framepipe-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const dir = newDirPath();
     fs.mkdirSync(dir, { mode: 0o700 });
     // Whose it is: another host's or pid namespace's (a container that shares /dev/shm) is never "orphaned" here.
     writeOwner(dir);
@@ -520,7 +520,7 @@ export function sweepDeadClients(everyMs: number, log: Logger): () => void {
 function removeOwnedDir(dir: string): Error | undefined {
   let target = dir;
   try {
-    const aside = `${SHARED_BASE}/framepipe-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const aside = newDirPath();
     fs.renameSync(dir, aside);
     target = aside;
   } catch {
@@ -537,9 +537,14 @@ function removeOwnedDir(dir: string): Error | undefined {
   }
 }
 
+/** A new name for a shared directory of this process (DIR_NAME: the sweep knows it by its pid). */
+function newDirPath(): string {
+  return `${SHARED_BASE}/framepipe-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
 function removeDir(dir: string, whose: string, log: Logger): void {
   const err = removeOwnedDir(dir);
-  // Something in it this user may not delete, or a writer that will not stop: leave it, and never let a sweep take ingest down.
+  // Something in it this user may not delete: leave it, and never let a sweep take ingest down.
   if (err) log.warn({ dir, err: err.message }, `could not remove the shared-memory directory of ${whose} that is gone`);
   else log.info({ dir }, `removed the shared-memory directory of ${whose} that is gone`);
 }
